@@ -1,0 +1,21 @@
+"""magan: fit simulator parameters to images with a Model-Assisted GAN.
+
+Data flow::
+
+    ParameterSpace + Simulator --train_emulator--> Emulator --fit(target images)--> FitResult
+                                                   Emulator.sample(params) -> fast simulation
+"""
+
+from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, preset
+from magan.emulator import Emulator, load_emulator
+from magan.pretraining import train_emulator
+from magan.simulators import FunctionSimulator, JaxSimulator, Simulator, SimulatorError
+from magan.space import ParameterSpace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ParameterSpace", "Simulator", "FunctionSimulator", "JaxSimulator", "SimulatorError",
+    "PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "preset",
+    "train_emulator", "Emulator", "load_emulator", "__version__",
+]

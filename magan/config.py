@@ -1,0 +1,109 @@
+"""Typed configurations of the two stages, with named presets.
+
+Presets (``tiny``, ``default``, ``gpu``) are the same for every study unless a study overrides them:
+
+* ``tiny``: seconds; for tests and smoke runs. Not expected to fit anything well.
+* ``default``: the README's main job on a 2-core CPU (minutes).
+* ``gpu``: longer and larger; for an accelerator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+__all__ = ["PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "preset",
+           "config_from_dict"]
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Pre-training of the emulator E against the siamese network S."""
+
+    steps: int = 6000  # optimisation steps (one S update and one E update each)
+    batch_size: int = 32  # parameter points per step; each gets two simulations
+    noise_dim: int = 16  # length of E's per-image noise vector z
+    emulator_width: int = 8  # channels of E at full resolution (2x, 4x at coarser stages)
+    siamese_width: int = 8  # channels of S's first layer
+    features: int = 64  # width of S's feature vector
+    lr_emulator: float = 3e-4  # Adam learning rate of E
+    lr_siamese: float = 3e-4  # Adam learning rate of S
+    beta1: float = 0.5  # Adam beta1 for both (GAN practice)
+    beta2: float = 0.99  # Adam beta2 for both
+    r1_gamma: float = 1.0  # R1 gradient penalty on S's genuine pairs (Mescheder et al. 2018)
+    r1_every: int = 4  # apply R1 every k steps with gamma * k (lazy regularisation)
+    aux_weight: float = 10.0  # weight of the auxiliary parameter regression (S learns, E obeys)
+    energy_weight: float = 1.0  # weight of the energy score of E's samples vs the simulator's
+    ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
+    prefetch: int = 4  # batches the background simulator thread keeps ready
+    log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
+    checkpoint_every: int = 1000  # steps between checkpoints when a workdir is given
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Adversarial fit: generator G against discriminator D on the target images, E frozen."""
+
+    steps: int = 1500  # optimisation steps (one D and one G update each)
+    batch_size: int = 64  # target images and generated images per step and replica
+    replicas: int = 4  # independent (G, D) pairs, each on a bootstrap resample of the targets
+    noise_len: int = 16  # length of G's noise sequence
+    generator_width: int = 16  # channels of G's 1D convolutions
+    discriminator_width: int = 16  # channels of D's first layer
+    features: int = 64  # width of D's feature vector
+    lr_generator: float = 1e-3  # Adam learning rate of G
+    lr_discriminator: float = 3e-4  # Adam learning rate of D
+    beta1: float = 0.5
+    beta2: float = 0.99
+    r1_gamma: float = 1.0  # R1 penalty on D's real (target) images
+    init: str = "regressor"  # where G starts: "regressor" (S's auxiliary estimate) or "center"
+    init_scale: float = 0.05  # initial spread of G's output layer
+    bootstrap: bool = True  # resample the targets with replacement per replica (spread = stat. error)
+    samples_per_replica: int = 256  # G outputs drawn per replica for the result
+    log_every: int = 50
+
+    def __post_init__(self):
+        if self.init not in ("regressor", "center"):
+            raise ValueError(f"FitConfig.init must be 'regressor' or 'center', got {self.init!r}.")
+        for name in ("steps", "batch_size", "replicas", "samples_per_replica"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}.")
+
+
+PRETRAIN_PRESETS: dict[str, PretrainConfig] = {
+    "tiny": PretrainConfig(steps=30, batch_size=16, emulator_width=4, siamese_width=4, features=16,
+                           log_every=10, checkpoint_every=20),
+    "default": PretrainConfig(),
+    "gpu": PretrainConfig(steps=50000, batch_size=256, emulator_width=32, siamese_width=32,
+                          features=128, log_every=200, checkpoint_every=5000),
+}
+
+FIT_PRESETS: dict[str, FitConfig] = {
+    "tiny": FitConfig(steps=40, batch_size=16, replicas=2, discriminator_width=8, features=32,
+                      samples_per_replica=32, log_every=10),
+    "default": FitConfig(),
+    "gpu": FitConfig(steps=5000, batch_size=256, replicas=8, discriminator_width=32, features=128,
+                     log_every=200),
+}
+
+
+def preset(kind: str, name: str):
+    """Return the preset ``name`` of ``kind`` ("pretrain" or "fit"), with a helpful error."""
+    table = {"pretrain": PRETRAIN_PRESETS, "fit": FIT_PRESETS}[kind]
+    if name not in table:
+        raise ValueError(f"Unknown preset {name!r}; choose one of {sorted(table)}.")
+    return table[name]
+
+
+def config_from_dict(cls, d: dict):
+    """Rebuild a config dataclass from a dict, refusing unknown keys by name."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}; known: {sorted(names)}.")
+    return cls(**d)
+
+
+def replace(cfg, **changes):
+    """``dataclasses.replace`` that names an unknown field instead of a TypeError."""
+    return config_from_dict(type(cfg), {**dataclasses.asdict(cfg), **changes})

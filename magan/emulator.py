@@ -1,0 +1,213 @@
+"""The trained emulator: a fast, differentiable stand-in for the simulator.
+
+An :class:`Emulator` holds the emulator network E and the siamese network S it was trained against
+(S's auxiliary head gives a quick parameter estimate from an image, used to start fits), the
+:class:`~magan.space.ParameterSpace` and the image shape. It is saved as a folder::
+
+    emulator.json   space, image shape, network sizes, training summary
+    weights.npz     E's parameters (EMA) and S's parameters, one array per path
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from magan.io import atomic_dir, atomic_write_json, to_jsonable
+from magan.networks import EmulatorNet, SiameseNet
+from magan.space import ParameterSpace
+
+__all__ = ["Emulator", "load_emulator", "build_emulator_nets", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+
+
+def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int):
+    """Create E and S from a network-size dict; returns (graphdef_E, params_E, graphdef_S, params_S)."""
+    rngs = nnx.Rngs(seed)
+    e = EmulatorNet(space_dim, tuple(image_shape), noise_dim=net["noise_dim"],
+                    width=net["emulator_width"], rngs=rngs)
+    s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
+                   features=net["features"], rngs=rngs)
+    ge, pe = nnx.split(e, nnx.Param)
+    gs, ps = nnx.split(s, nnx.Param)
+    return ge, pe, gs, ps
+
+
+def emulate(graphdef, params, unit, key):
+    """Pure E forward: unit-cube parameters (N, P) and a key -> images (N, H, W, C)."""
+    net = nnx.merge(graphdef, params)
+    kz, kp = jax.random.split(key)
+    n = unit.shape[0]
+    z = jax.random.normal(kz, (n, net.noise_dim), unit.dtype)
+    h, w, _ = net.image_shape
+    pix = jax.random.normal(kp, (n, h, w, 1), unit.dtype)
+    return net(unit, z, pix)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}/{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = np.asarray(v)
+    return out
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> dict:
+    out: dict = {}
+    for key, v in flat.items():
+        node = out
+        parts = key.split("/")
+        for p in parts[:-1]:
+            node = node.setdefault(int(p) if p.isdigit() else p, {})
+        node[int(parts[-1]) if parts[-1].isdigit() else parts[-1]] = v
+    return out
+
+
+class Emulator:
+    """A trained emulator of one simulator over one parameter space.
+
+    Use :func:`magan.train_emulator` to make one and :func:`load_emulator` to read one back.
+    """
+
+    def __init__(self, space: ParameterSpace, image_shape, net: dict, params_e, params_s, *,
+                 seed: int = 0, info: dict | None = None):
+        self.space = space
+        self.image_shape = tuple(int(s) for s in image_shape)
+        self.net = dict(net)
+        self.info = dict(info or {})
+        self.graphdef_e, _, self.graphdef_s, _ = build_emulator_nets(
+            space.dim, self.image_shape, self.net, seed)
+        self.params_e = params_e
+        self.params_s = params_s
+        self._sample_fn = jax.jit(partial(emulate, self.graphdef_e))
+        self._regress_fn = jax.jit(self._regress_unit)
+
+    # ----------------------------------------------------------------- use
+    def sample(self, params, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
+        """Emulated images at physical parameters.
+
+        Args:
+          params: (N, P) or (P,) physical values, inside the space.
+          seed: the same seed gives the same images.
+          batch_size: images per device call (memory bound, not a result change).
+        Returns:
+          (N, H, W, C) float32 NumPy array.
+        """
+        unit = self.space.to_unit(params).astype(np.float32)
+        return self.sample_unit(unit, seed=seed, batch_size=batch_size)
+
+    def sample_unit(self, unit, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
+        """As :meth:`sample` with unit-cube parameters (N, P)."""
+        unit = np.asarray(unit, np.float32)
+        key = jax.random.key(seed)
+        out = []
+        for i, start in enumerate(range(0, unit.shape[0], batch_size)):
+            chunk = unit[start:start + batch_size]
+            out.append(self._sample_fn(self.params_e, jnp.asarray(chunk), jax.random.fold_in(key, i)))
+        if not out:
+            return np.zeros((0,) + self.image_shape, np.float32)
+        return np.asarray(jnp.concatenate(out, axis=0))
+
+    def _regress_unit(self, params_s, images):
+        return nnx.merge(self.graphdef_s, params_s).regress(images)
+
+    def estimate(self, images, *, batch_size: int = 1024) -> np.ndarray:
+        """Quick per-image parameter estimate from S's auxiliary head, physical units (N, P).
+
+        This is the amortised regression learned during pre-training on simulated images; the fit
+        uses its mean as a starting point. It is not a fit.
+        """
+        images = check_images(images, self.image_shape, "images")
+        out = [np.asarray(self._regress_fn(self.params_s, jnp.asarray(images[i:i + batch_size])))
+               for i in range(0, images.shape[0], batch_size)]
+        return self.space.from_unit(np.concatenate(out, axis=0))
+
+    # ----------------------------------------------------------- save/load
+    def save(self, path) -> Path:
+        """Write the emulator into folder ``path`` (replaced atomically as a whole)."""
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            flat = {f"emulator/{k}": v for k, v in _flatten(nnx.to_pure_dict(self.params_e)).items()}
+            flat.update({f"siamese/{k}": v
+                         for k, v in _flatten(nnx.to_pure_dict(self.params_s)).items()})
+            np.savez(tmp / "weights.npz", **flat)
+            atomic_write_json(tmp / "emulator.json", {
+                "format_version": FORMAT_VERSION,
+                "space": self.space.to_dict(),
+                "image_shape": list(self.image_shape),
+                "net": self.net,
+                "info": to_jsonable(self.info),
+            })
+        return path
+
+    def __repr__(self) -> str:
+        return f"Emulator({self.space!r}, image_shape={self.image_shape})"
+
+
+def check_images(images, image_shape, what: str) -> np.ndarray:
+    """Validate a stack of images (N, H, W, C) (or (N, H, W) when C == 1); returns float32."""
+    arr = np.asarray(images)
+    shape = tuple(image_shape)
+    if arr.ndim == 3 and shape[2] == 1:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[1:] != shape:
+        raise ValueError(f"{what}: expected shape (N, {', '.join(map(str, shape))}), "
+                         f"got {np.shape(images)}.")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{what}: got 0 images; need at least one.")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{what}: dtype {arr.dtype} is not numeric.")
+    arr = arr.astype(np.float32, copy=False)
+    bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{what}: image {int(np.argmax(bad))} contains NaN or inf "
+                         f"({int(bad.sum())} bad images in all); remove or repair them.")
+    return arr
+
+
+def load_emulator(path) -> Emulator:
+    """Read an emulator folder written by :meth:`Emulator.save`."""
+    path = Path(path)
+    meta_file, weights_file = path / "emulator.json", path / "weights.npz"
+    for f in (meta_file, weights_file):
+        if not f.exists():
+            raise FileNotFoundError(
+                f"{f} not found: {path} is not an emulator folder (it needs emulator.json and "
+                "weights.npz, as written by Emulator.save or `magan study ... --out`)."
+            )
+    try:
+        meta = json.loads(meta_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{meta_file} is not valid JSON ({err}); the folder is corrupted.") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r} is not "
+                         f"{FORMAT_VERSION}; it was written by an incompatible magan version.")
+    space = ParameterSpace.from_dict(meta["space"])
+    image_shape = tuple(meta["image_shape"])
+    ge, pe, gs, ps = build_emulator_nets(space.dim, image_shape, meta["net"], 0)
+    try:
+        with np.load(weights_file, allow_pickle=False) as z:
+            flat = {k: z[k] for k in z.files}
+    except Exception as err:  # zipfile/npy errors: corrupted file
+        raise ValueError(f"{weights_file} cannot be read ({err}); the file is corrupted.") from None
+    loaded = []
+    for prefix, state in (("emulator/", pe), ("siamese/", ps)):
+        sub = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
+        expect = _flatten(nnx.to_pure_dict(state))
+        if set(sub) != set(expect) or any(sub[k].shape != expect[k].shape for k in expect):
+            raise ValueError(f"{weights_file} does not match the networks described in "
+                             f"{meta_file} (different layers or shapes); the files do not belong "
+                             "together.")
+        nnx.replace_by_pure_dict(state, _unflatten({k: jnp.asarray(v) for k, v in sub.items()}))
+        loaded.append(state)
+    return Emulator(space, image_shape, meta["net"], loaded[0], loaded[1], info=meta.get("info"))

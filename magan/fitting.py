@@ -1,0 +1,232 @@
+"""Stage 2, fitting: parameters whose emulated images match the target images.
+
+With the emulator E frozen, a parameter generator G (noise -> parameters) and a discriminator D play
+on the targets: D tells target images from E(G(z)); G moves its parameters until D cannot. The
+distribution of G's outputs is the fitted parameter set.
+
+Several (G, D) pairs ("replicas") train side by side in one vmapped step, each on its own bootstrap
+resample of the targets. The spread of their outputs is the fit's uncertainty: for targets that all
+come from one parameter point, a perfect G collapses to a point, and the replica-to-replica scatter
+is what measures how well the finite target set pins that point down.
+
+G starts where S's auxiliary regression head (trained on simulations during pre-training) places
+the targets (``init="regressor"``), or at the centre of the box (``init="center"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from magan.config import FitConfig
+from magan.emulator import Emulator, check_images, emulate
+from magan.io import write_metrics, atomic_write_json
+from magan.networks import Discriminator, ParameterGenerator
+from magan.progress import format_metrics, progress_bar
+
+__all__ = ["fit", "FitResult"]
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`fit`. Parameters are in physical units.
+
+    Attributes:
+      names: parameter names, length P.
+      samples: (K, P) draws of the fitted parameters (all replicas pooled).
+      mean: (P,) mean of ``samples``.
+      std: (P,) standard deviation of ``samples``: the fit's uncertainty.
+      replica_means: (R, P) mean of each replica's outputs.
+      start: (P,) where G started (S's regression estimate or the box centre).
+      history: metric rows over steps.
+      timing: seconds spent.
+    """
+
+    names: tuple[str, ...]
+    samples: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    replica_means: np.ndarray
+    start: np.ndarray
+    history: list[dict] = field(default_factory=list)
+    timing: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no per-sample arrays beyond the replica means)."""
+        return {
+            "names": list(self.names),
+            "mean": {n: float(v) for n, v in zip(self.names, self.mean)},
+            "std": {n: float(v) for n, v in zip(self.names, self.std)},
+            "start": {n: float(v) for n, v in zip(self.names, self.start)},
+            "replica_means": self.replica_means.tolist(),
+            "n_samples": int(self.samples.shape[0]),
+            "timing": self.timing,
+            "config": self.config,
+        }
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}={m:.4g}+-{s:.2g}" for n, m, s in zip(self.names, self.mean, self.std))
+        return f"FitResult({body})"
+
+
+def _build(param_dim, image_shape, cfg: FitConfig, init_unit, key):
+    rngs = nnx.Rngs(key)
+    g = ParameterGenerator(param_dim, noise_len=cfg.noise_len, width=cfg.generator_width,
+                           init_unit=init_unit, init_scale=cfg.init_scale, rngs=rngs)
+    d = Discriminator(image_shape, width=cfg.discriminator_width, features=cfg.features, rngs=rngs)
+    return nnx.split(g, nnx.Param), nnx.split(d, nnx.Param)
+
+
+def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1):
+    """Non-saturating GAN loss of D with a (lazy) R1 penalty on the real images."""
+    def logits(p, x):
+        return nnx.merge(graphdef_d, p)(x)
+
+    lr, lf = logits(params_d, real), logits(params_d, fake)
+    adv = jax.nn.softplus(-lr).mean() + jax.nn.softplus(lf).mean()
+
+    def r1_penalty():
+        g = jax.grad(lambda x: logits(params_d, x).sum())(real)
+        return jnp.mean(jnp.sum(g ** 2, axis=(1, 2, 3)))
+
+    r1 = jax.lax.cond(do_r1, r1_penalty, lambda: jnp.zeros((), real.dtype))
+    return adv + 0.5 * r1_gamma * r1, {"loss_d": adv, "r1": r1}
+
+
+def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, seed: int = 0,
+        workdir=None, progress: bool | None = None) -> FitResult:
+    """Fit the simulator parameters to ``target_images`` through a frozen emulator.
+
+    Args:
+      emulator: a trained :class:`~magan.Emulator`.
+      target_images: (N, H, W, C) (or (N, H, W) for one channel), the observed images, finite.
+      config: a :class:`~magan.FitConfig`; ``None`` means the ``default`` preset.
+      seed: the same seed gives the same result on the same machine.
+      workdir: if given, ``fit_metrics.csv`` and ``fit.json`` are written there.
+      progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
+    Returns:
+      A :class:`FitResult` in physical units.
+    """
+    cfg = config or FitConfig()
+    if not isinstance(cfg, FitConfig):
+        raise TypeError(f"config must be a FitConfig, got {type(cfg).__name__}.")
+    if not isinstance(emulator, Emulator):
+        raise TypeError(f"emulator must be a magan.Emulator, got {type(emulator).__name__}; "
+                        "load one with magan.load_emulator(path).")
+    targets = check_images(target_images, emulator.image_shape, "target_images")
+    space, n_targets, p = emulator.space, targets.shape[0], emulator.space.dim
+    t0 = time.perf_counter()
+
+    if cfg.init == "regressor":
+        start_unit = np.clip(space.to_unit(np.clip(emulator.estimate(targets), space.low,
+                                                   space.high)).mean(axis=0), 0.02, 0.98)
+    else:
+        start_unit = np.full(p, 0.5)
+    start_unit = start_unit.astype(np.float32)
+
+    key = jax.random.key(seed)
+    k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
+    (gg, _), (gd, _) = _build(p, emulator.image_shape, cfg, start_unit, jax.random.key(0))
+
+    def init_replica(k):
+        (_, pg), (_, pd) = _build(p, emulator.image_shape, cfg, start_unit, k)
+        return pg, pd
+
+    pg, pd = jax.vmap(init_replica)(jax.random.split(k_init, cfg.replicas))
+    tx_g = optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2)
+    tx_d = optax.adam(cfg.lr_discriminator, b1=cfg.beta1, b2=cfg.beta2)
+    state = {"g": pg, "d": pd, "opt_g": jax.vmap(tx_g.init)(pg), "opt_d": jax.vmap(tx_d.init)(pd),
+             "step": jnp.zeros((), jnp.int32)}
+    if cfg.bootstrap:
+        boot = jax.random.randint(k_boot, (cfg.replicas, n_targets), 0, n_targets)
+    else:
+        boot = jnp.tile(jnp.arange(n_targets), (cfg.replicas, 1))
+    targets_dev = jnp.asarray(targets)
+    ge, pe = emulator.graphdef_e, emulator.params_e
+    b = cfg.batch_size
+
+    def generate(params_g, k):
+        kz, ke = jax.random.split(k)
+        z = jax.random.normal(kz, (b, cfg.noise_len))
+        unit = nnx.merge(gg, params_g)(z)
+        return unit, emulate(ge, pe, unit, ke)
+
+    def replica_step(params_g, params_d, opt_g, opt_d, boot_idx, do_r1, k):
+        k_idx, k_d, k_g = jax.random.split(k, 3)
+        real = targets_dev[boot_idx[jax.random.randint(k_idx, (b,), 0, n_targets)]]
+        unit, fake = generate(params_g, k_d)
+        (_, m_d), grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
+            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * 4, do_r1)
+        upd, opt_d = tx_d.update(grads, opt_d, params_d)
+        params_d = optax.apply_updates(params_d, upd)
+
+        def g_loss(pg_):
+            u, f = generate(pg_, k_g)
+            return jax.nn.softplus(-nnx.merge(gd, params_d)(f)).mean(), u
+
+        (loss_g, u), grads = jax.value_and_grad(g_loss, has_aux=True)(params_g)
+        upd, opt_g = tx_g.update(grads, opt_g, params_g)
+        params_g = optax.apply_updates(params_g, upd)
+        return params_g, params_d, opt_g, opt_d, {**m_d, "loss_g": loss_g,
+                                                  "unit_mean": u.mean(axis=0)}
+
+    def step(state, k):
+        do_r1 = state["step"] % 4 == 0
+        keys = jax.random.split(k, cfg.replicas)
+        pg_, pd_, og, od, m = jax.vmap(replica_step, in_axes=(0, 0, 0, 0, 0, None, 0))(
+            state["g"], state["d"], state["opt_g"], state["opt_d"], boot, do_r1, keys)
+        return {"g": pg_, "d": pd_, "opt_g": og, "opt_d": od, "step": state["step"] + 1}, m
+
+    jstep = jax.jit(step, donate_argnums=(0,))
+    history, pending = [], []
+    bar = progress_bar(cfg.steps, "fitting", progress)
+    t_loop = time.perf_counter()
+    try:
+        for i in range(cfg.steps):
+            state, m = jstep(state, jax.random.fold_in(k_train, i))
+            pending.append(m)
+            if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
+                host = jax.device_get(pending)
+                row = {"step": i + 1}
+                for name in ("loss_d", "loss_g", "r1"):
+                    row[name] = float(np.mean([h[name] for h in host]))
+                if not np.isfinite([row["loss_d"], row["loss_g"]]).all():
+                    raise FloatingPointError(
+                        f"Non-finite fit loss at step {i + 1}: {row}. Lower lr_generator / "
+                        "lr_discriminator or raise r1_gamma.")
+                phys = space.from_unit(np.mean(host[-1]["unit_mean"], axis=0))
+                row.update({f"mean_{n}": float(v) for n, v in zip(space.names, phys)})
+                history.append(row)
+                pending = []
+                bar.set_postfix(format_metrics({k_: row[k_] for k_ in ("loss_d", "loss_g")}),
+                                refresh=False)
+                bar.update(len(host))
+    finally:
+        bar.close()
+    loop_s = time.perf_counter() - t_loop
+
+    def draw(params_g, k):
+        z = jax.random.normal(k, (cfg.samples_per_replica, cfg.noise_len))
+        return nnx.merge(gg, params_g)(z)
+
+    unit = np.asarray(jax.jit(jax.vmap(draw))(state["g"], jax.random.split(k_out, cfg.replicas)))
+    samples = space.from_unit(unit.reshape(-1, p))
+    result = FitResult(
+        names=space.names, samples=samples, mean=samples.mean(axis=0), std=samples.std(axis=0),
+        replica_means=space.from_unit(unit.mean(axis=1)), start=space.from_unit(start_unit),
+        history=history,
+        timing={"total_s": time.perf_counter() - t0, "loop_s": loop_s,
+                "steps_per_s": cfg.steps / loop_s},
+        config=dataclasses.asdict(cfg))
+    if workdir is not None:
+        write_metrics(workdir, "fit", history)
+        atomic_write_json(f"{workdir}/fit.json", result.to_dict())
+    return result

@@ -1,0 +1,136 @@
+"""Atomic file output and the reading of user data files.
+
+Everything magan writes goes to a temporary name in the destination folder and is renamed into
+place, so a crash never leaves a half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "atomic_dir",
+           "load_array", "to_jsonable"]
+
+
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays (nested) into plain Python for JSON."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+@contextlib.contextmanager
+def _tmp_in(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def atomic_write_bytes(path, data: bytes) -> Path:
+    path = Path(path)
+    with _tmp_in(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return path
+
+
+def atomic_write_json(path, obj) -> Path:
+    return atomic_write_bytes(path, (json.dumps(to_jsonable(obj), indent=2) + "\n").encode())
+
+
+def atomic_save_npy(path, array) -> Path:
+    path = Path(path)
+    with _tmp_in(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(array))
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(path):
+    """Yield a fresh temporary folder; on success it replaces ``path`` as a whole."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def load_array(spec: str) -> np.ndarray:
+    """Load images from ``FILE.npy``, ``FILE.npz[:KEY]`` or ``FILE.h5[:DATASET]``.
+
+    Raises ``FileNotFoundError``/``ValueError`` naming the file, the key and what is available.
+    """
+    path_str, _, key = spec.partition(":") if not os.path.exists(spec) else (spec, "", "")
+    path = Path(path_str)
+    if not path.exists():
+        raise FileNotFoundError(f"Data file {str(path)!r} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.keys())
+            if not key:
+                if len(keys) != 1:
+                    raise ValueError(f"{path} holds arrays {keys}; name one as {path}:KEY.")
+                key = keys[0]
+            if key not in keys:
+                raise ValueError(f"{path} has no array {key!r}; it holds {keys}.")
+            return z[key]
+    if suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            names = list(f.keys())
+            if not key:
+                if len(names) != 1:
+                    raise ValueError(f"{path} holds datasets {names}; name one as {path}:DATASET.")
+                key = names[0]
+            if key not in f:
+                raise ValueError(f"{path} has no dataset {key!r}; it holds {names}.")
+            return np.asarray(f[key])
+    raise ValueError(f"Cannot read {path}: use .npy, .npz or .h5/.hdf5.")
+
+
+def write_metrics(workdir, stage: str, history: list[dict]) -> Path:
+    """Write a metric history (list of {step, name: value}) as ``{stage}_metrics.csv``."""
+    path = Path(workdir) / f"{stage}_metrics.csv"
+    if not history:
+        return atomic_write_bytes(path, b"")
+    keys = list(history[0].keys())
+    lines = [",".join(keys)] + [",".join(f"{row[k]:.6g}" for k in keys) for row in history]
+    return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

@@ -1,0 +1,206 @@
+"""The four networks of the Model-Assisted GAN, in flax.nnx.
+
+* :class:`EmulatorNet` E: conditioning vector (parameters in the unit cube) + noise -> image.
+* :class:`SiameseNet` S: two images -> similarity logit, through one shared 2D-CNN branch; the branch
+  also carries an auxiliary head that regresses the parameters (as the auxiliary energy regression
+  of 3DGAN), which gives the emulator a direct signal about *where* its image must be.
+* :class:`ParameterGenerator` G: noise -> parameters in the unit cube, a 1D CNN.
+* :class:`Discriminator` D: image -> realness logit, a 2D CNN.
+
+All sizes follow from the image shape (H, W, C); nothing is tied to 28 x 28. Images are NHWC.
+Every 2D network sees two coordinate channels (CoordConv, arXiv:1807.03247), which makes position a
+feature the convolutions can read directly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+__all__ = ["EmulatorNet", "SiameseNet", "ParameterGenerator", "Discriminator", "ImageEncoder",
+           "n_downsamples"]
+
+_act = jax.nn.leaky_relu
+
+
+def coord_channels(n: int, h: int, w: int, full_h: int, full_w: int, dtype=jnp.float32):
+    """(n, h, w, 2) channels with pixel-centre coordinates in [-1, 1] of the full image frame.
+
+    A map of size (h, w) is read as a coarse grid over (full_h, full_w) pixels (it may overhang the
+    image when full_h is not a multiple of the stride).
+    """
+    sy, sx = full_h / h if h <= full_h else 1.0, full_w / w if w <= full_w else 1.0
+    ys = ((jnp.arange(h, dtype=dtype) + 0.5) * sy) / full_h * 2.0 - 1.0
+    xs = ((jnp.arange(w, dtype=dtype) + 0.5) * sx) / full_w * 2.0 - 1.0
+    grid = jnp.stack(jnp.meshgrid(ys, xs, indexing="ij"), axis=-1)
+    return jnp.broadcast_to(grid[None], (n, h, w, 2))
+
+
+def n_downsamples(h: int, w: int, minimum: int = 6) -> int:
+    """How many stride-2 stages keep the smaller side at least ``minimum`` pixels (0 to 3)."""
+    k, s = 0, min(h, w)
+    while k < 3 and math.ceil(s / 2) >= minimum:
+        s, k = math.ceil(s / 2), k + 1
+    return k
+
+
+def _upsample(x):
+    n, h, w, c = x.shape
+    return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="nearest")
+
+
+class EmulatorNet(nnx.Module):
+    """E(cond, z) -> image.
+
+    A dense layer maps (cond, z) to a coarse feature map; stride-2 nearest upsampling and 3x3
+    convolutions bring it to full resolution. At every resolution the conditioning vector is
+    broadcast as extra channels beside the coordinate channels, so the convolutions can place
+    structure as a function of (position, parameters). A per-pixel noise channel enters at full
+    resolution, for pixel-level fluctuations.
+
+    Args:
+      cond_dim: length of the conditioning vector (parameters in the unit cube).
+      image_shape: (H, W, C).
+      noise_dim: length of the per-image noise vector z.
+      width: channels at full resolution; coarser stages have 2x, 4x.
+    Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W, 1) -> (N, H, W, C).
+    """
+
+    def __init__(self, cond_dim: int, image_shape, *, noise_dim: int = 16, width: int = 16,
+                 rngs: nnx.Rngs):
+        h, w, c = image_shape
+        self.image_shape = tuple(image_shape)
+        self.cond_dim, self.noise_dim = cond_dim, noise_dim
+        self.levels = n_downsamples(h, w)
+        f = 2 ** self.levels
+        self.h0, self.w0 = math.ceil(h / f), math.ceil(w / f)
+        chans = [width * 2 ** (self.levels - i) for i in range(self.levels + 1)]  # coarse -> fine
+        self.c0 = chans[0]
+        self.fc = nnx.Linear(cond_dim + noise_dim, self.h0 * self.w0 * chans[0], rngs=rngs)
+        extra = 2 + cond_dim
+        convs = []
+        for i in range(self.levels + 1):
+            cin = (chans[i - 1] if i > 0 else chans[0]) + extra + (1 if i == self.levels else 0)
+            # full resolution: 1x1 (per-pixel) mixing is enough and 9x cheaper than 3x3
+            k = (1, 1) if i == self.levels and self.levels > 0 else (3, 3)
+            convs.append(nnx.Conv(cin, chans[i], k, rngs=rngs))
+        self.convs = nnx.List(convs)
+        self.out = nnx.Conv(chans[-1], c, (3, 3), rngs=rngs)
+
+    def __call__(self, cond, z, pixel_noise):
+        h, w, _ = self.image_shape
+        n = cond.shape[0]
+        x = _act(self.fc(jnp.concatenate([cond, z], axis=-1)))
+        x = x.reshape(n, self.h0, self.w0, self.c0)
+        full_h, full_w = self.h0 * 2 ** self.levels, self.w0 * 2 ** self.levels
+        for i, conv in enumerate(self.convs):
+            if i > 0:
+                x = _upsample(x)
+            hh, ww = x.shape[1:3]
+            parts = [x, coord_channels(n, hh, ww, full_h, full_w),
+                     jnp.broadcast_to(cond[:, None, None, :], (n, hh, ww, cond.shape[-1]))]
+            if i == self.levels:
+                parts.append(jnp.pad(pixel_noise, ((0, 0), (0, hh - h), (0, ww - w), (0, 0))))
+            x = _act(conv(jnp.concatenate(parts, axis=-1)))
+        return self.out(x)[:, :h, :w]
+
+
+class ImageEncoder(nnx.Module):
+    """2D CNN: (N, H, W, C) -> (N, features). CoordConv input, stride-2 stages, leaky ReLU."""
+
+    def __init__(self, image_shape, *, width: int = 16, features: int = 64, rngs: nnx.Rngs):
+        h, w, c = image_shape
+        self.levels = n_downsamples(h, w)
+        layers, cin = [], c + 2
+        ch = width
+        self.stem = nnx.Conv(cin, ch, (3, 3), rngs=rngs)
+        for _ in range(self.levels):
+            layers.append(nnx.Conv(ch, 2 * ch, (4, 4), strides=2, rngs=rngs))
+            ch *= 2
+        self.downs = nnx.List(layers)
+        hh, ww = h, w
+        for _ in range(self.levels):
+            hh, ww = math.ceil(hh / 2), math.ceil(ww / 2)
+        self.fc = nnx.Linear(hh * ww * ch, features, rngs=rngs)
+
+    def __call__(self, x):
+        n, h, w, _ = x.shape
+        x = jnp.concatenate([x, coord_channels(n, h, w, h, w, x.dtype)], axis=-1)
+        x = _act(self.stem(x))
+        for conv in self.downs:
+            x = _act(conv(x))
+        return _act(self.fc(x.reshape(n, -1)))
+
+
+class SiameseNet(nnx.Module):
+    """S(a, b): one shared :class:`ImageEncoder` branch applied to both images.
+
+    ``pair_logit(a, b)`` is symmetric in (a, b): the head reads ``|f(a) - f(b)|`` and ``f(a) * f(b)``.
+    ``regress(x)`` maps one image to parameters in the unit cube (auxiliary head), shape (N, P).
+    """
+
+    def __init__(self, image_shape, param_dim: int, *, width: int = 16, features: int = 64,
+                 rngs: nnx.Rngs):
+        self.branch = ImageEncoder(image_shape, width=width, features=features, rngs=rngs)
+        self.head1 = nnx.Linear(2 * features, features, rngs=rngs)
+        self.head2 = nnx.Linear(features, 1, rngs=rngs)
+        self.aux = nnx.Linear(features, param_dim, rngs=rngs)
+
+    def pair_logit_from_features(self, fa, fb):
+        g = jnp.concatenate([jnp.abs(fa - fb), fa * fb], axis=-1)
+        return self.head2(_act(self.head1(g)))[:, 0]
+
+    def pair_logit(self, a, b):
+        return self.pair_logit_from_features(self.branch(a), self.branch(b))
+
+    def regress_from_features(self, f):
+        return jax.nn.sigmoid(self.aux(f))
+
+    def regress(self, x):
+        return self.regress_from_features(self.branch(x))
+
+    def __call__(self, a, b):
+        return self.pair_logit(a, b)
+
+
+class Discriminator(nnx.Module):
+    """D(x) -> realness logit (N,)."""
+
+    def __init__(self, image_shape, *, width: int = 16, features: int = 64, rngs: nnx.Rngs):
+        self.encoder = ImageEncoder(image_shape, width=width, features=features, rngs=rngs)
+        self.head = nnx.Linear(features, 1, rngs=rngs)
+
+    def __call__(self, x):
+        return self.head(self.encoder(x))[:, 0]
+
+
+class ParameterGenerator(nnx.Module):
+    """G(z) -> parameters in the unit cube, a 1D CNN over the noise sequence.
+
+    z has shape (N, noise_len); it is read as a length-``noise_len`` sequence of one channel, passed
+    through two 1D convolutions, flattened, and mapped to (N, P) through a sigmoid.
+    ``init_unit`` (P,) sets where G starts: the output bias is set to its logit and the last
+    layer's weights are scaled down, so G starts as a narrow distribution around that point.
+    """
+
+    def __init__(self, param_dim: int, *, noise_len: int = 16, width: int = 16, init_unit=None,
+                 init_scale: float = 0.05, rngs: nnx.Rngs):
+        self.noise_len = noise_len
+        self.conv1 = nnx.Conv(1, width, (3,), rngs=rngs)
+        self.conv2 = nnx.Conv(width, width, (3,), rngs=rngs)
+        self.fc = nnx.Linear(noise_len * width, 64, rngs=rngs)
+        self.out = nnx.Linear(64, param_dim, rngs=rngs)
+        self.out.kernel.value = self.out.kernel.value * init_scale
+        if init_unit is not None:
+            u = jnp.clip(jnp.asarray(init_unit, jnp.float32), 1e-3, 1 - 1e-3)
+            self.out.bias.value = jnp.log(u) - jnp.log1p(-u)
+
+    def __call__(self, z):
+        x = z[..., None]
+        x = _act(self.conv1(x))
+        x = _act(self.conv2(x))
+        x = _act(self.fc(x.reshape(x.shape[0], -1)))
+        return jax.nn.sigmoid(self.out(x))

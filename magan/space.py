@@ -1,0 +1,184 @@
+"""Named, bounded simulator parameters and the map between physical units and the unit cube.
+
+Every network in magan works in the unit cube ``[0, 1]^P``; users always see physical units.
+:class:`ParameterSpace` is the one place where the two meet, and the one place where a
+parameter vector from outside is checked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ParameterSpace", "Parameter"]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One simulator parameter: its name, bounds (physical units) and an optional unit label."""
+
+    name: str
+    low: float
+    high: float
+    unit: str = ""
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    def describe(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.name} in [{self.low:g}, {self.high:g}]{unit}"
+
+
+class ParameterSpace:
+    """An ordered set of named parameters, each with bounds.
+
+    Args:
+      bounds: ``{name: (low, high)}`` or ``{name: (low, high, unit)}``, in the order the simulator
+        expects its parameter vector. ``low < high``, both finite.
+
+    Example:
+      >>> space = ParameterSpace({"m": (-1.0, 1.0), "c": (4.0, 24.0, "px")})
+      >>> space.to_unit([[0.0, 14.0]])
+      array([[0.5, 0.5]])
+    """
+
+    def __init__(self, bounds: Mapping[str, Sequence]):
+        if not isinstance(bounds, Mapping) or len(bounds) == 0:
+            raise ValueError(
+                "ParameterSpace needs a non-empty mapping {name: (low, high)}, "
+                f"got {bounds!r}."
+            )
+        params = []
+        for name, spec in bounds.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(
+                    f"Parameter name {name!r} must be a plain identifier (letters, digits, _), "
+                    "so it can be written on the command line as name=value."
+                )
+            if not isinstance(spec, Sequence) or isinstance(spec, str) or len(spec) not in (2, 3):
+                raise ValueError(
+                    f"Parameter {name!r}: bounds must be (low, high) or (low, high, unit), got {spec!r}."
+                )
+            low, high = float(spec[0]), float(spec[1])
+            unit = str(spec[2]) if len(spec) == 3 else ""
+            if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
+                raise ValueError(
+                    f"Parameter {name!r}: need finite low < high, got low={low}, high={high}."
+                )
+            params.append(Parameter(name, low, high, unit))
+        self.parameters: tuple[Parameter, ...] = tuple(params)
+        self.names: tuple[str, ...] = tuple(p.name for p in params)
+        self.low = np.array([p.low for p in params], dtype=np.float64)
+        self.high = np.array([p.high for p in params], dtype=np.float64)
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def dim(self) -> int:
+        """Number of parameters P."""
+        return len(self.parameters)
+
+    @property
+    def width(self) -> np.ndarray:
+        """``high - low`` per parameter, shape (P,)."""
+        return self.high - self.low
+
+    def __len__(self) -> int:
+        return self.dim
+
+    def __repr__(self) -> str:
+        inner = ", ".join(p.describe() for p in self.parameters)
+        return f"ParameterSpace({inner})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ParameterSpace) and self.parameters == other.parameters
+
+    # ------------------------------------------------------------- validation
+    def check(self, values, *, what: str = "parameters", atol: float = 0.0) -> np.ndarray:
+        """Validate physical values and return them as float64 of shape (N, P).
+
+        A 1-D vector of length P is read as one point. Raises ``ValueError`` naming the first bad
+        parameter (non-finite or outside ``[low - atol, high + atol]``) and its bounds.
+        """
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.dim:
+            raise ValueError(
+                f"{what}: expected shape (N, {self.dim}) for parameters {list(self.names)}, "
+                f"got shape {np.shape(values)}."
+            )
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise ValueError(
+                f"{what}: parameter {self.names[j]!r} of row {i} is {arr[i, j]}; "
+                "every value must be finite."
+            )
+        out = (arr < self.low - atol) | (arr > self.high + atol)
+        if out.any():
+            i, j = np.argwhere(out)[0]
+            p = self.parameters[j]
+            raise ValueError(
+                f"{what}: parameter {p.name!r} = {arr[i, j]:g} (row {i}) is outside its bounds "
+                f"[{p.low:g}, {p.high:g}]. Choose a value inside the bounds, or widen the "
+                "ParameterSpace (the emulator must then be trained again)."
+            )
+        return arr
+
+    # -------------------------------------------------------------- mappings
+    def to_unit(self, values) -> np.ndarray:
+        """Physical values (N, P) -> unit cube (N, P), after :meth:`check`."""
+        arr = self.check(values)
+        return (arr - self.low) / self.width
+
+    def from_unit(self, unit) -> np.ndarray:
+        """Unit-cube values (N, P) -> physical values (N, P). Values are not clipped."""
+        u = np.asarray(unit, dtype=np.float64)
+        return self.low + u * self.width
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` points drawn uniformly over the box, physical units, shape (n, P)."""
+        return self.from_unit(rng.random((int(n), self.dim)))
+
+    def center(self) -> np.ndarray:
+        """The middle of the box, shape (P,)."""
+        return 0.5 * (self.low + self.high)
+
+    # ------------------------------------------------------------ text forms
+    def parse(self, text: str) -> np.ndarray:
+        """Parse ``"m=0.1,c=12"`` into a checked vector of shape (P,). Every parameter is required."""
+        given: dict[str, float] = {}
+        for item in filter(None, (s.strip() for s in text.split(","))):
+            if "=" not in item:
+                raise ValueError(
+                    f"Cannot read {item!r}: write parameters as name=value pairs separated by "
+                    f"commas, e.g. {','.join(f'{n}={v:g}' for n, v in zip(self.names, self.center()))}."
+                )
+            key, val = (s.strip() for s in item.split("=", 1))
+            if key not in self.names:
+                raise ValueError(f"Unknown parameter {key!r}; this space has {list(self.names)}.")
+            try:
+                given[key] = float(val)
+            except ValueError:
+                raise ValueError(f"Parameter {key!r}: {val!r} is not a number.") from None
+        missing = [n for n in self.names if n not in given]
+        if missing:
+            raise ValueError(f"Missing parameter(s) {missing}; give all of {list(self.names)}.")
+        return self.check([given[n] for n in self.names], what="--params")[0]
+
+    def format(self, values) -> str:
+        """Inverse of :meth:`parse` for one point."""
+        return ",".join(f"{n}={float(v):.6g}" for n, v in zip(self.names, np.ravel(values)))
+
+    def to_dict(self) -> dict:
+        """JSON-ready description; :meth:`from_dict` restores it."""
+        return {p.name: [p.low, p.high, p.unit] for p in self.parameters}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "ParameterSpace":
+        return cls({k: tuple(v) for k, v in d.items()})

@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+import pytest
+
+from magan.closure import closure_check, image_set_distance, mmd2_unbiased
+from magan.io import atomic_dir, atomic_write_json, load_array
+from magan.studies.line_simulator import LINE_SPACE, line_features, line_simulator
+
+
+def test_mmd_is_near_zero_for_one_distribution_and_positive_for_a_shift():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 10)), rng.normal(size=(300, 10))
+    c = rng.normal(size=(300, 10)) + 0.5
+    same, shifted = mmd2_unbiased(a, b), mmd2_unbiased(a, c)
+    assert abs(same) < 0.01
+    assert shifted > 10 * abs(same) and shifted > 0.02
+
+
+def test_closure_at_truth_is_at_the_floor_and_off_truth_is_not():
+    sim = line_simulator()
+    truth = np.array([0.2, 12.0, 4.0, 9.0])
+    targets = sim.simulate(np.random.default_rng(1), np.tile(truth, (200, 1)))
+    good = closure_check(sim, LINE_SPACE, truth, targets, seed=2, features=line_features)
+    bad = closure_check(sim, LINE_SPACE, truth + [0.0, 1.0, 0.0, 0.0], targets, seed=2,
+                        features=line_features)
+    assert good["fit"]["mean_image_rel"] < 2 * good["floor"]["mean_image_rel"] + 0.02
+    assert bad["fit"]["mean_image_rel"] > 5 * good["fit"]["mean_image_rel"]
+    assert bad["fit"]["mmd2"] > good["fit"]["mmd2"]
+    # the height feature (index 4) is pulled by the 1-pixel shift
+    assert abs(bad["feature_pulls"]["f4"]) > 5 * abs(good["feature_pulls"]["f4"])
+
+
+def test_image_set_distance_keys():
+    x = np.ones((4, 3, 3, 1))
+    d = image_set_distance(x, x)
+    assert d["mean_image_rel"] == 0.0
+
+
+def test_atomic_json_and_dir(tmp_path):
+    p = atomic_write_json(tmp_path / "a" / "x.json", {"v": np.float32(1.5), "a": np.arange(2)})
+    assert json.loads(p.read_text()) == {"v": 1.5, "a": [0, 1]}
+    with atomic_dir(tmp_path / "d") as d:
+        (d / "f").write_text("one")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "f").write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert (tmp_path / "d" / "f").read_text() == "one"  # the old folder is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "d"]  # no temp litter
+
+
+def test_load_array_formats(tmp_path):
+    import h5py
+
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.save(tmp_path / "x.npy", x)
+    np.savez(tmp_path / "x.npz", images=x)
+    np.savez(tmp_path / "two.npz", a=x, b=x)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        f["showers"] = x
+        f["other"] = x
+    np.testing.assert_array_equal(load_array(str(tmp_path / "x.npy")), x)
+    np.testing.assert_array_equal(load_array(str(tmp_path / "x.npz")), x)
+    np.testing.assert_array_equal(load_array(f"{tmp_path}/x.h5:showers"), x)
+    with pytest.raises(ValueError, match="name one"):
+        load_array(str(tmp_path / "two.npz"))
+    with pytest.raises(ValueError, match="no dataset 'nope'"):
+        load_array(f"{tmp_path}/x.h5:nope")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_array(str(tmp_path / "missing.npy"))

@@ -1,0 +1,53 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from magan.networks import (Discriminator, EmulatorNet, ParameterGenerator, SiameseNet,
+                            n_downsamples)
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (25, 30, 3), (12, 16, 2), (8, 8, 1), (64, 48, 5)])
+def test_shapes_follow_the_image(shape):
+    rngs = nnx.Rngs(0)
+    n = 3
+    e = EmulatorNet(4, shape, noise_dim=5, width=4, rngs=rngs)
+    img = e(jnp.zeros((n, 4)), jnp.zeros((n, 5)), jnp.zeros((n,) + shape[:2] + (1,)))
+    assert img.shape == (n,) + shape
+    s = SiameseNet(shape, 4, width=4, features=8, rngs=rngs)
+    assert s(img, img).shape == (n,)
+    r = s.regress(img)
+    assert r.shape == (n, 4) and bool(jnp.all((r >= 0) & (r <= 1)))
+    d = Discriminator(shape, width=4, features=8, rngs=rngs)
+    assert d(img).shape == (n,)
+
+
+def test_downsampling_depth():
+    assert n_downsamples(28, 28) == 2
+    assert n_downsamples(8, 8) == 0
+    assert n_downsamples(64, 64) == 3
+
+
+def test_siamese_is_symmetric():
+    s = SiameseNet((28, 28, 1), 4, width=4, features=8, rngs=nnx.Rngs(1))
+    a, b = jax.random.normal(jax.random.key(0), (2, 5, 28, 28, 1))
+    np.testing.assert_allclose(s(a, b), s(b, a), rtol=1e-5, atol=1e-6)
+
+
+def test_emulator_uses_parameters_and_noise():
+    e = EmulatorNet(4, (28, 28, 1), noise_dim=8, width=4, rngs=nnx.Rngs(0))
+    pix = jnp.zeros((1, 28, 28, 1))
+    base = e(jnp.full((1, 4), 0.5), jnp.zeros((1, 8)), pix)
+    assert not np.allclose(base, e(jnp.full((1, 4), 0.9), jnp.zeros((1, 8)), pix))
+    assert not np.allclose(base, e(jnp.full((1, 4), 0.5), jnp.ones((1, 8)), pix))
+
+
+def test_generator_starts_at_init_and_stays_in_cube():
+    init = jnp.array([0.1, 0.5, 0.8])
+    g = ParameterGenerator(3, noise_len=8, width=4, init_unit=init, init_scale=0.01,
+                           rngs=nnx.Rngs(0))
+    out = g(jax.random.normal(jax.random.key(0), (500, 8)))
+    assert out.shape == (500, 3)
+    assert bool(jnp.all((out > 0) & (out < 1)))
+    np.testing.assert_allclose(out.mean(0), init, atol=0.01)
