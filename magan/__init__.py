@@ -8,6 +8,7 @@ Data flow::
 
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, preset
 from magan.emulator import Emulator, load_emulator
+from magan.fitting import FitResult, fit
 from magan.pretraining import train_emulator
 from magan.simulators import FunctionSimulator, JaxSimulator, Simulator, SimulatorError
 from magan.space import ParameterSpace
@@ -17,5 +18,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ParameterSpace", "Simulator", "FunctionSimulator", "JaxSimulator", "SimulatorError",
     "PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "preset",
-    "train_emulator", "Emulator", "load_emulator", "__version__",
+    "train_emulator", "Emulator", "load_emulator", "fit", "FitResult", "__version__",
 ]

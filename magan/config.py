@@ -20,20 +20,21 @@ __all__ = ["PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "pr
 class PretrainConfig:
     """Pre-training of the emulator E against the siamese network S."""
 
-    steps: int = 6000  # optimisation steps (one S update and one E update each)
+    steps: int = 4500  # optimisation steps (one S update and one E update each)
     batch_size: int = 32  # parameter points per step; each gets two simulations
-    noise_dim: int = 16  # length of E's per-image noise vector z
+    noise_dim: int = 8  # length of E's per-image noise vector z
     emulator_width: int = 8  # channels of E at full resolution (2x, 4x at coarser stages)
     siamese_width: int = 8  # channels of S's first layer
     features: int = 64  # width of S's feature vector
-    lr_emulator: float = 3e-4  # Adam learning rate of E
+    lr_emulator: float = 1e-3  # Adam learning rate of E
     lr_siamese: float = 3e-4  # Adam learning rate of S
     beta1: float = 0.5  # Adam beta1 for both (GAN practice)
     beta2: float = 0.99  # Adam beta2 for both
     r1_gamma: float = 1.0  # R1 gradient penalty on S's genuine pairs (Mescheder et al. 2018)
     r1_every: int = 4  # apply R1 every k steps with gamma * k (lazy regularisation)
     aux_weight: float = 10.0  # weight of the auxiliary parameter regression (S learns, E obeys)
-    energy_weight: float = 1.0  # weight of the energy score of E's samples vs the simulator's
+    adversarial_weight: float = 1.0  # weight of E's "fool the siamese" loss
+    energy_weight: float = 10.0  # weight of the energy score of E's samples vs the simulator's
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     prefetch: int = 4  # batches the background simulator thread keeps ready
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
@@ -44,12 +45,12 @@ class PretrainConfig:
 class FitConfig:
     """Adversarial fit: generator G against discriminator D on the target images, E frozen."""
 
-    steps: int = 1500  # optimisation steps (one D and one G update each)
-    batch_size: int = 64  # target images and generated images per step and replica
+    steps: int = 600  # optimisation steps (one D and one G update each)
+    batch_size: int = 32  # target images and generated images per step and replica
     replicas: int = 4  # independent (G, D) pairs, each on a bootstrap resample of the targets
     noise_len: int = 16  # length of G's noise sequence
     generator_width: int = 16  # channels of G's 1D convolutions
-    discriminator_width: int = 16  # channels of D's first layer
+    discriminator_width: int = 8  # channels of D's first layer
     features: int = 64  # width of D's feature vector
     lr_generator: float = 1e-3  # Adam learning rate of G
     lr_discriminator: float = 3e-4  # Adam learning rate of D

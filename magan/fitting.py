@@ -181,8 +181,15 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     def step(state, k):
         do_r1 = state["step"] % 4 == 0
         keys = jax.random.split(k, cfg.replicas)
-        pg_, pd_, og, od, m = jax.vmap(replica_step, in_axes=(0, 0, 0, 0, 0, None, 0))(
-            state["g"], state["d"], state["opt_g"], state["opt_d"], boot, do_r1, keys)
+        # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
+        # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs
+        # without its fast convolution paths) is fast on CPU; measured in studies/line/README.md.
+        outs = []
+        for r in range(cfg.replicas):
+            pick = lambda tree: jax.tree.map(lambda a: a[r], tree)  # noqa: E731
+            outs.append(replica_step(pick(state["g"]), pick(state["d"]), pick(state["opt_g"]),
+                                     pick(state["opt_d"]), boot[r], do_r1, keys[r]))
+        pg_, pd_, og, od, m = jax.tree.map(lambda *a: jnp.stack(a), *outs)
         return {"g": pg_, "d": pd_, "opt_g": og, "opt_d": od, "step": state["step"] + 1}, m
 
     jstep = jax.jit(step, donate_argnums=(0,))
@@ -217,7 +224,9 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         z = jax.random.normal(k, (cfg.samples_per_replica, cfg.noise_len))
         return nnx.merge(gg, params_g)(z)
 
-    unit = np.asarray(jax.jit(jax.vmap(draw))(state["g"], jax.random.split(k_out, cfg.replicas)))
+    out_keys = jax.random.split(k_out, cfg.replicas)
+    unit = np.stack([np.asarray(draw(jax.tree.map(lambda a: a[r], state["g"]), out_keys[r]))
+                     for r in range(cfg.replicas)])
     samples = space.from_unit(unit.reshape(-1, p))
     result = FitResult(
         names=space.names, samples=samples, mean=samples.mean(axis=0), std=samples.std(axis=0),

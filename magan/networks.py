@@ -49,62 +49,92 @@ def n_downsamples(h: int, w: int, minimum: int = 6) -> int:
 
 def _upsample(x):
     n, h, w, c = x.shape
-    return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="nearest")
+    return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="bilinear")
+
+
+def fourier_channels(coords, n_freq: int):
+    """sin/cos of coordinates at frequencies pi * 2^k, k < n_freq: (..., 2) -> (..., 4 * n_freq)."""
+    if n_freq == 0:
+        return coords[..., :0]
+    freqs = jnp.pi * 2.0 ** jnp.arange(n_freq, dtype=coords.dtype)
+    ang = coords[..., None] * freqs  # (..., 2, F)
+    ang = ang.reshape(ang.shape[:-2] + (-1,))
+    return jnp.concatenate([jnp.sin(ang), jnp.cos(ang)], axis=-1)
 
 
 class EmulatorNet(nnx.Module):
     """E(cond, z) -> image.
 
-    A dense layer maps (cond, z) to a coarse feature map; stride-2 nearest upsampling and 3x3
-    convolutions bring it to full resolution. At every resolution the conditioning vector is
-    broadcast as extra channels beside the coordinate channels, so the convolutions can place
-    structure as a function of (position, parameters). A per-pixel noise channel enters at full
-    resolution, for pixel-level fluctuations.
+    A dense layer maps (cond, z) to a coarse feature map; stride-2 upsampling and 3x3 convolutions
+    bring it to half resolution. At every resolution the conditioning vector is broadcast as extra
+    channels beside the coordinate channels, so the convolutions can place structure as a function
+    of (position, parameters). The full-resolution stage is a per-pixel MLP (1x1 convolutions, 9x
+    cheaper than 3x3) that reads the upsampled features, the coordinates and their Fourier features
+    (for sharp, sub-pixel structure), the conditioning vector and a per-pixel noise channel; its
+    first layer is modulated per image by FiLM (scale and shift from (cond, z); Perez et al. 2018,
+    as in pi-GAN's coordinate decoders). A final 3x3 convolution writes the C output channels.
 
     Args:
       cond_dim: length of the conditioning vector (parameters in the unit cube).
       image_shape: (H, W, C).
       noise_dim: length of the per-image noise vector z.
-      width: channels at full resolution; coarser stages have 2x, 4x.
+      width: channels at half resolution; coarser stages have 2x, 4x; the per-pixel MLP has 2x.
+      fine_layers: hidden layers of the per-pixel MLP.
+      fourier: Fourier frequencies of the coordinates fed to the per-pixel MLP.
     Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W, 1) -> (N, H, W, C).
     """
 
     def __init__(self, cond_dim: int, image_shape, *, noise_dim: int = 16, width: int = 16,
-                 rngs: nnx.Rngs):
+                 fine_layers: int = 2, fourier: int = 3, rngs: nnx.Rngs):
         h, w, c = image_shape
         self.image_shape = tuple(image_shape)
-        self.cond_dim, self.noise_dim = cond_dim, noise_dim
+        self.cond_dim, self.noise_dim, self.fourier = cond_dim, noise_dim, fourier
         self.levels = n_downsamples(h, w)
         f = 2 ** self.levels
         self.h0, self.w0 = math.ceil(h / f), math.ceil(w / f)
-        chans = [width * 2 ** (self.levels - i) for i in range(self.levels + 1)]  # coarse -> fine
+        # coarse -> half resolution; (at least one 3x3 stage even when the image is small)
+        chans = [width * 2 ** max(self.levels - 1 - i, 0) for i in range(max(self.levels, 1))]
         self.c0 = chans[0]
         self.fc = nnx.Linear(cond_dim + noise_dim, self.h0 * self.w0 * chans[0], rngs=rngs)
         extra = 2 + cond_dim
-        convs = []
-        for i in range(self.levels + 1):
-            cin = (chans[i - 1] if i > 0 else chans[0]) + extra + (1 if i == self.levels else 0)
-            # full resolution: 1x1 (per-pixel) mixing is enough and 9x cheaper than 3x3
-            k = (1, 1) if i == self.levels and self.levels > 0 else (3, 3)
-            convs.append(nnx.Conv(cin, chans[i], k, rngs=rngs))
-        self.convs = nnx.List(convs)
-        self.out = nnx.Conv(chans[-1], c, (3, 3), rngs=rngs)
+        self.convs = nnx.List([nnx.Conv((chans[i - 1] if i else chans[0]) + extra, chans[i], (3, 3),
+                                        rngs=rngs) for i in range(len(chans))])
+        fine_in = chans[-1] + extra + 4 * fourier + 1
+        fine_w = 2 * width
+        self.fine_in = nnx.Conv(fine_in, fine_w, (1, 1), rngs=rngs)
+        self.film = nnx.Linear(cond_dim + noise_dim, 2 * fine_w, rngs=rngs)
+        self.fine = nnx.List([nnx.Conv(fine_w, fine_w, (1, 1), rngs=rngs)
+                              for _ in range(fine_layers)])
+        self.out = nnx.Conv(fine_w, c, (3, 3), rngs=rngs)
+
+    def _with_context(self, x, cond, full_h, full_w):
+        n, hh, ww, _ = x.shape
+        return [x, coord_channels(n, hh, ww, full_h, full_w),
+                jnp.broadcast_to(cond[:, None, None, :], (n, hh, ww, cond.shape[-1]))]
 
     def __call__(self, cond, z, pixel_noise):
         h, w, _ = self.image_shape
         n = cond.shape[0]
+        full_h, full_w = self.h0 * 2 ** self.levels, self.w0 * 2 ** self.levels
         x = _act(self.fc(jnp.concatenate([cond, z], axis=-1)))
         x = x.reshape(n, self.h0, self.w0, self.c0)
-        full_h, full_w = self.h0 * 2 ** self.levels, self.w0 * 2 ** self.levels
         for i, conv in enumerate(self.convs):
             if i > 0:
                 x = _upsample(x)
-            hh, ww = x.shape[1:3]
-            parts = [x, coord_channels(n, hh, ww, full_h, full_w),
-                     jnp.broadcast_to(cond[:, None, None, :], (n, hh, ww, cond.shape[-1]))]
-            if i == self.levels:
-                parts.append(jnp.pad(pixel_noise, ((0, 0), (0, hh - h), (0, ww - w), (0, 0))))
-            x = _act(conv(jnp.concatenate(parts, axis=-1)))
+            x = _act(conv(jnp.concatenate(self._with_context(x, cond, full_h, full_w), axis=-1)))
+        if self.levels > 0:
+            x = _upsample(x)
+        parts = self._with_context(x, cond, full_h, full_w)
+        hh, ww = x.shape[1:3]
+        parts += [fourier_channels(parts[1], self.fourier),
+                  jnp.pad(pixel_noise, ((0, 0), (0, hh - h), (0, ww - w), (0, 0)))]
+        x = self.fine_in(jnp.concatenate(parts, axis=-1))
+        # FiLM: a per-image affine map of the per-pixel features, so that products of position
+        # and parameters (a line y - m x - c, a radius r / R(theta)) are one layer away
+        gamma, beta = jnp.split(self.film(jnp.concatenate([cond, z], axis=-1)), 2, axis=-1)
+        x = x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
+        for conv in self.fine:
+            x = _act(conv(x))
         return self.out(x)[:, :h, :w]
 
 
@@ -193,10 +223,10 @@ class ParameterGenerator(nnx.Module):
         self.conv2 = nnx.Conv(width, width, (3,), rngs=rngs)
         self.fc = nnx.Linear(noise_len * width, 64, rngs=rngs)
         self.out = nnx.Linear(64, param_dim, rngs=rngs)
-        self.out.kernel.value = self.out.kernel.value * init_scale
+        self.out.kernel[...] = self.out.kernel[...] * init_scale
         if init_unit is not None:
             u = jnp.clip(jnp.asarray(init_unit, jnp.float32), 1e-3, 1 - 1e-3)
-            self.out.bias.value = jnp.log(u) - jnp.log1p(-u)
+            self.out.bias[...] = jnp.log(u) - jnp.log1p(-u)
 
     def __call__(self, z):
         x = z[..., None]

@@ -84,7 +84,7 @@ def energy_score(e1, e2, x1, x2):
 
 
 def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key, aux_weight,
-                  energy_weight):
+                  energy_weight, adversarial_weight=1.0):
     """E's loss: fool S on (x1, E(unit)) pairs, let S's regression head read ``unit`` back, and
     (if ``energy_weight`` > 0) the energy score of two emulations against (x1, x2)."""
     k1, k2 = jax.random.split(key)
@@ -95,7 +95,7 @@ def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key,
     adv = jax.nn.softplus(-s.pair_logit_from_features(f1, ff)).mean()
     aux = jnp.mean((s.regress_from_features(ff) - unit) ** 2)
     metrics = {"loss_emulator": adv, "aux_emu": aux}
-    loss = adv + aux_weight * aux
+    loss = adversarial_weight * adv + aux_weight * aux
     if energy_weight > 0:
         es = energy_score(fake, emulate(graphdef_e, params_e, unit, k2), x1, x2)
         metrics["energy_score"] = es
@@ -115,7 +115,8 @@ def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s):
         upd, opt_s = tx_s.update(g_s, state["opt_s"], state["s"])
         params_s = optax.apply_updates(state["s"], upd)
         (_, (m_e, _)), g_e = jax.value_and_grad(emulator_loss, has_aux=True)(
-            state["e"], ge, params_s, gs, x1, x2, unit, k_e, cfg.aux_weight, cfg.energy_weight)
+            state["e"], ge, params_s, gs, x1, x2, unit, k_e, cfg.aux_weight, cfg.energy_weight,
+            cfg.adversarial_weight)
         upd, opt_e = tx_e.update(g_e, state["opt_e"], state["e"])
         params_e = optax.apply_updates(state["e"], upd)
         ema = optax.incremental_update(params_e, state["ema"], 1.0 - cfg.ema_decay)

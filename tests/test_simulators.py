@@ -16,7 +16,7 @@ def test_function_simulator_checks_shape():
 def test_function_simulator_names_parameters_of_nan():
     def fn(rng, p):
         out = np.zeros((len(p), 6, 6, 1))
-        out[p[:, 0] > 0.5] = np.nan
+        out[p[:, 0] > 0.3] = np.nan
         return out
 
     sim = FunctionSimulator(fn, (6, 6, 1), name="mysim")
@@ -55,7 +55,8 @@ def test_lines_stay_inside_the_image():
     clean = render_lines(np, corners.astype(np.float32), np.ones(len(corners)),
                          np.zeros((len(corners), 28, 28)))
     expected = np.sqrt(2 * np.pi) * 0.6 * np.sqrt(1 + corners[:, 0] ** 2) * corners[:, 3]
-    np.testing.assert_allclose(clean.sum(axis=(1, 2, 3)), expected, rtol=0.03)
+    # the line's centre stays >= 1.25 px from the edges; at most the far Gaussian tail is cut
+    np.testing.assert_allclose(clean.sum(axis=(1, 2, 3)), expected, rtol=0.04)
 
 
 def test_line_features_recover_parameters():

@@ -33,7 +33,7 @@ PIXEL_NOISE = 0.03  # absolute, per pixel
 LINE_SPACE = ParameterSpace(
     {
         "m": (-0.5, 0.5, "px/px"),  # gradient
-        "c": (7.0, 21.0, "px"),  # height at the centre column
+        "c": (8.0, 20.0, "px"),  # height at the centre column
         "x0": (0.0, 13.0, "px"),  # start in x
         "xsteps": (4.0, 14.0, "px"),  # length in x
     }

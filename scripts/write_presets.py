@@ -1,0 +1,34 @@
+"""Write each built-in study's presets to ``studies/<study>/presets.json``.
+
+The presets live in the library (``magan.studies.<study>.PRESETS``); the JSON files are a readable
+copy for the study folders, kept in sync by ``tests/test_presets.py``. Run after changing a preset:
+
+    python scripts/write_presets.py
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from magan.studies import line
+
+STUDIES = {"line": line.PRESETS}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def presets_json(presets: dict) -> str:
+    return json.dumps({name: dataclasses.asdict(cfg) for name, cfg in presets.items()},
+                      indent=2) + "\n"
+
+
+def main():
+    for study, presets in STUDIES.items():
+        path = ROOT / "studies" / study / "presets.json"
+        path.write_text(presets_json(presets))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from magan.cli import build_parser, main
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["study", "--help"], ["study", "line", "--help"],
+                                  ["fit", "--help"], ["sample", "--help"]])
+def test_every_command_has_help(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    assert "usage: magan" in capsys.readouterr().out
+
+
+def test_console_script_entry_point():
+    out = subprocess.run([sys.executable, "-m", "magan.cli", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == __import__("magan").__version__
+
+
+def test_parser_defaults():
+    args = build_parser().parse_args(["study", "line"])
+    assert args.preset == "default" and args.out == "runs/line" and args.seed == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "line"
+    code = main(["study", "line", "--preset", "tiny", "--truth", "m=0.1,c=10,x0=3,xsteps=8",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    return out
+
+
+def test_study_line_writes_a_complete_run_folder(tiny_run):
+    for name in ("config.json", "summary.json", "quality.json", "fit.json",
+                 "pretrain_metrics.csv", "fit_metrics.csv", "losses.png", "samples.png", "fit.png",
+                 "emulator/emulator.json", "emulator/weights.npz"):
+        assert (tiny_run / name).exists(), name
+    s = json.loads((tiny_run / "summary.json").read_text())
+    assert s["truth"] == {"m": 0.1, "c": 10.0, "x0": 3.0, "xsteps": 8.0}
+    assert set(s["error_pct_of_range"]) == {"m", "c", "x0", "xsteps"}
+    assert s["timings_s"]["total_s"] > 0
+    assert np.isfinite(s["closure"]["fit"]["mean_image_rel"])
+    assert (tiny_run / "losses.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sample_and_fit_commands(tiny_run, tmp_path, capsys):
+    emu = str(tiny_run / "emulator")
+    out = tmp_path / "x.npy"
+    assert main(["sample", "--emulator", emu, "--params", "m=0.1,c=10,x0=3,xsteps=8", "-n", "40",
+                 "--out", str(out)]) == 0
+    x = np.load(out)
+    assert x.shape == (40, 28, 28, 1)
+    assert main(["fit", "--emulator", emu, "--data", str(out), "--out", str(tmp_path / "fit"),
+                 "--preset", "tiny", "--quiet"]) == 0
+    res = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    assert set(res["mean"]) == {"m", "c", "x0", "xsteps"}
+    assert (tmp_path / "fit" / "fit.png").exists()
+
+
+def test_cli_errors_are_one_clear_line(tiny_run, tmp_path, capsys):
+    emu = str(tiny_run / "emulator")
+    assert main(["sample", "--emulator", emu, "--params", "m=3,c=10,x0=3,xsteps=8", "--out",
+                 str(tmp_path / "a.npy")]) == 2
+    assert "'m' = 3 " in capsys.readouterr().err
+    assert main(["fit", "--emulator", str(tmp_path / "none"), "--data", "x.npy", "--out",
+                 str(tmp_path)]) == 2
+    assert "not an emulator folder" in capsys.readouterr().err
+    assert main(["study", "line", "--preset", "huge", "--out", str(tmp_path / "r")]) == 2
+    assert "Unknown preset 'huge'" in capsys.readouterr().err
+    np.save(tmp_path / "bad.npy", np.zeros((3, 10, 10)))
+    assert main(["fit", "--emulator", emu, "--data", str(tmp_path / "bad.npy"), "--out",
+                 str(tmp_path / "f")]) == 2
+    assert "expected shape (N, 28, 28, 1)" in capsys.readouterr().err
