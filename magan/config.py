@@ -38,27 +38,27 @@ class PretrainConfig:
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     prefetch: int = 4  # batches the background simulator thread keeps ready
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
-    checkpoint_every: int = 1000  # steps between checkpoints when a workdir is given
 
 
 @dataclass(frozen=True)
 class FitConfig:
     """Adversarial fit: generator G against discriminator D on the target images, E frozen."""
 
-    steps: int = 600  # optimisation steps (one D and one G update each)
+    steps: int = 300  # optimisation steps (one D and one G update each)
     batch_size: int = 32  # target images and generated images per step and replica
-    replicas: int = 4  # independent (G, D) pairs, each on a bootstrap resample of the targets
+    replicas: int = 3  # independent (G, D) pairs, each on a bootstrap resample of the targets
     noise_len: int = 16  # length of G's noise sequence
     generator_width: int = 16  # channels of G's 1D convolutions
     discriminator_width: int = 8  # channels of D's first layer
     features: int = 64  # width of D's feature vector
-    lr_generator: float = 1e-3  # Adam learning rate of G
+    lr_generator: float = 3e-3  # Adam learning rate of G (Adam moves its output bias <= lr per step)
     lr_discriminator: float = 3e-4  # Adam learning rate of D
     beta1: float = 0.5
     beta2: float = 0.99
     r1_gamma: float = 1.0  # R1 penalty on D's real (target) images
     init: str = "regressor"  # where G starts: "regressor" (S's auxiliary estimate) or "center"
     init_scale: float = 0.05  # initial spread of G's output layer
+    bias_correction: bool = True  # with a simulator: subtract the bias measured on a reference set
     bootstrap: bool = True  # resample the targets with replacement per replica (spread = stat. error)
     samples_per_replica: int = 256  # G outputs drawn per replica for the result
     log_every: int = 50
@@ -72,15 +72,15 @@ class FitConfig:
 
 
 PRETRAIN_PRESETS: dict[str, PretrainConfig] = {
-    "tiny": PretrainConfig(steps=30, batch_size=16, emulator_width=4, siamese_width=4, features=16,
-                           log_every=10, checkpoint_every=20),
+    "tiny": PretrainConfig(steps=100, batch_size=16, emulator_width=4, siamese_width=4, features=16,
+                           log_every=10),
     "default": PretrainConfig(),
     "gpu": PretrainConfig(steps=50000, batch_size=256, emulator_width=32, siamese_width=32,
-                          features=128, log_every=200, checkpoint_every=5000),
+                          features=128, log_every=200),
 }
 
 FIT_PRESETS: dict[str, FitConfig] = {
-    "tiny": FitConfig(steps=40, batch_size=16, replicas=2, discriminator_width=8, features=32,
+    "tiny": FitConfig(steps=60, batch_size=16, replicas=2, discriminator_width=8, features=32,
                       samples_per_replica=32, log_every=10),
     "default": FitConfig(),
     "gpu": FitConfig(steps=5000, batch_size=256, replicas=8, discriminator_width=32, features=128,

@@ -45,6 +45,9 @@ class FitResult:
       std: (P,) standard deviation of ``samples``: the fit's uncertainty.
       replica_means: (R, P) mean of each replica's outputs.
       start: (P,) where G started (S's regression estimate or the box centre).
+      raw_mean: (P,) mean of G's outputs on the targets before bias correction.
+      bias: (P,) the fit's bias measured on a reference set simulated at ``start`` (``None``
+        when no simulator was given); ``mean = raw_mean - bias``.
       history: metric rows over steps.
       timing: seconds spent.
     """
@@ -55,6 +58,8 @@ class FitResult:
     std: np.ndarray
     replica_means: np.ndarray
     start: np.ndarray
+    raw_mean: np.ndarray | None = None
+    bias: np.ndarray | None = None
     history: list[dict] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
@@ -66,6 +71,10 @@ class FitResult:
             "mean": {n: float(v) for n, v in zip(self.names, self.mean)},
             "std": {n: float(v) for n, v in zip(self.names, self.std)},
             "start": {n: float(v) for n, v in zip(self.names, self.start)},
+            "raw_mean": None if self.raw_mean is None else
+            {n: float(v) for n, v in zip(self.names, self.raw_mean)},
+            "bias": None if self.bias is None else
+            {n: float(v) for n, v in zip(self.names, self.bias)},
             "replica_means": self.replica_means.tolist(),
             "n_samples": int(self.samples.shape[0]),
             "timing": self.timing,
@@ -102,7 +111,7 @@ def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1):
 
 
 def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, seed: int = 0,
-        workdir=None, progress: bool | None = None) -> FitResult:
+        simulator=None, workdir=None, progress: bool | None = None) -> FitResult:
     """Fit the simulator parameters to ``target_images`` through a frozen emulator.
 
     Args:
@@ -110,6 +119,11 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
       target_images: (N, H, W, C) (or (N, H, W) for one channel), the observed images, finite.
       config: a :class:`~magan.FitConfig`; ``None`` means the ``default`` preset.
       seed: the same seed gives the same result on the same machine.
+      simulator: the black-box simulator, optional. When given (and ``config.bias_correction``),
+        the fit also runs on a reference set that the simulator makes at the starting point, whose
+        truth is known; the fit's error there estimates the bias that the emulator's
+        imperfections put into the fit, and it is subtracted (parametric-bootstrap bias
+        correction). Its spread is added to the reported uncertainty.
       workdir: if given, ``fit_metrics.csv`` and ``fit.json`` are written there.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
     Returns:
@@ -132,6 +146,16 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         start_unit = np.full(p, 0.5)
     start_unit = start_unit.astype(np.float32)
 
+    start = space.from_unit(start_unit.astype(np.float64))
+    correct = simulator is not None and cfg.bias_correction
+    data = targets
+    if correct:
+        ref = simulator.simulate(np.random.default_rng([seed, 7]), np.tile(start, (n_targets, 1)),
+                                 space)
+        data = np.concatenate([targets, check_images(ref, emulator.image_shape, "reference")])
+    n_sets = 2 if correct else 1
+    n_rep = cfg.replicas * n_sets
+
     key = jax.random.key(seed)
     k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
     (gg, _), (gd, _) = _build(p, emulator.image_shape, cfg, start_unit, jax.random.key(0))
@@ -140,16 +164,18 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         (_, pg), (_, pd) = _build(p, emulator.image_shape, cfg, start_unit, k)
         return pg, pd
 
-    pg, pd = jax.vmap(init_replica)(jax.random.split(k_init, cfg.replicas))
+    pg, pd = jax.vmap(init_replica)(jax.random.split(k_init, n_rep))
     tx_g = optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2)
     tx_d = optax.adam(cfg.lr_discriminator, b1=cfg.beta1, b2=cfg.beta2)
     state = {"g": pg, "d": pd, "opt_g": jax.vmap(tx_g.init)(pg), "opt_d": jax.vmap(tx_d.init)(pd),
              "step": jnp.zeros((), jnp.int32)}
+    # replica r < R fits the targets, R <= r < 2R the reference set (rows offset by N)
     if cfg.bootstrap:
-        boot = jax.random.randint(k_boot, (cfg.replicas, n_targets), 0, n_targets)
+        boot = jax.random.randint(k_boot, (n_rep, n_targets), 0, n_targets)
     else:
-        boot = jnp.tile(jnp.arange(n_targets), (cfg.replicas, 1))
-    targets_dev = jnp.asarray(targets)
+        boot = jnp.tile(jnp.arange(n_targets), (n_rep, 1))
+    boot = boot + n_targets * (jnp.arange(n_rep) >= cfg.replicas)[:, None]
+    targets_dev = jnp.asarray(data)
     ge, pe = emulator.graphdef_e, emulator.params_e
     b = cfg.batch_size
 
@@ -180,12 +206,12 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
 
     def step(state, k):
         do_r1 = state["step"] % 4 == 0
-        keys = jax.random.split(k, cfg.replicas)
+        keys = jax.random.split(k, n_rep)
         # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
         # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs
         # without its fast convolution paths) is fast on CPU; measured in studies/line/README.md.
         outs = []
-        for r in range(cfg.replicas):
+        for r in range(n_rep):
             pick = lambda tree: jax.tree.map(lambda a: a[r], tree)  # noqa: E731
             outs.append(replica_step(pick(state["g"]), pick(state["d"]), pick(state["opt_g"]),
                                      pick(state["opt_d"]), boot[r], do_r1, keys[r]))
@@ -209,7 +235,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
                     raise FloatingPointError(
                         f"Non-finite fit loss at step {i + 1}: {row}. Lower lr_generator / "
                         "lr_discriminator or raise r1_gamma.")
-                phys = space.from_unit(np.mean(host[-1]["unit_mean"], axis=0))
+                phys = space.from_unit(np.mean(host[-1]["unit_mean"][:cfg.replicas], axis=0))
                 row.update({f"mean_{n}": float(v) for n, v in zip(space.names, phys)})
                 history.append(row)
                 pending = []
@@ -224,13 +250,21 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         z = jax.random.normal(k, (cfg.samples_per_replica, cfg.noise_len))
         return nnx.merge(gg, params_g)(z)
 
-    out_keys = jax.random.split(k_out, cfg.replicas)
+    out_keys = jax.random.split(k_out, n_rep)
     unit = np.stack([np.asarray(draw(jax.tree.map(lambda a: a[r], state["g"]), out_keys[r]))
-                     for r in range(cfg.replicas)])
-    samples = space.from_unit(unit.reshape(-1, p))
+                     for r in range(n_rep)])
+    raw = space.from_unit(unit[:cfg.replicas].reshape(-1, p))
+    bias = None
+    samples, std = raw, raw.std(axis=0)
+    if correct:
+        ref_samples = space.from_unit(unit[cfg.replicas:].reshape(-1, p))
+        bias = ref_samples.mean(axis=0) - start
+        samples = raw - bias
+        std = np.sqrt(raw.var(axis=0) + ref_samples.var(axis=0))
     result = FitResult(
-        names=space.names, samples=samples, mean=samples.mean(axis=0), std=samples.std(axis=0),
-        replica_means=space.from_unit(unit.mean(axis=1)), start=space.from_unit(start_unit),
+        names=space.names, samples=samples, mean=samples.mean(axis=0), std=std,
+        replica_means=space.from_unit(unit[:cfg.replicas].mean(axis=1)), start=start,
+        raw_mean=raw.mean(axis=0), bias=bias,
         history=history,
         timing={"total_s": time.perf_counter() - t0, "loop_s": loop_s,
                 "steps_per_s": cfg.steps / loop_s},

@@ -86,8 +86,13 @@ def plot_fit(names, samples, path, truth=None, start=None, bounds=None) -> Path:
             ax.axvline(truth[j], color="k", lw=2, label="truth")
         if start is not None:
             ax.axvline(start[j], color="tab:orange", ls="--", label="start")
-        if bounds is not None:
-            ax.set_xlim(bounds[0][j], bounds[1][j])
+        if bounds is not None:  # zoom on what matters: samples, truth, start, +-5 % of range
+            lo_b, hi_b = bounds[0][j], bounds[1][j]
+            marks = [samples[:, j].min(), samples[:, j].max()]
+            marks += [v[j] for v in (truth, start) if v is not None]
+            pad = 0.05 * (hi_b - lo_b)
+            ax.set_xlim(max(lo_b, min(marks) - pad), min(hi_b, max(marks) + pad))
+            ax.set_xlabel(f"range [{lo_b:g}, {hi_b:g}]", fontsize=7)
         ax.set_title(names[j])
         if j == 0:
             ax.legend(fontsize=7)

@@ -46,6 +46,11 @@ def test_study_line_writes_a_complete_run_folder(tiny_run):
     assert s["truth"] == {"m": 0.1, "c": 10.0, "x0": 3.0, "xsteps": 8.0}
     assert set(s["error_pct_of_range"]) == {"m", "c", "x0", "xsteps"}
     assert s["timings_s"]["total_s"] > 0
+    # the study passes its simulator to the fit: the bias correction ran and is reported
+    assert set(s["bias_correction"]) == {"m", "c", "x0", "xsteps"}
+    for n in s["parameters"]:
+        assert np.isclose(s["fit_mean"][n], s["raw_fit_mean"][n] - s["bias_correction"][n],
+                          atol=1e-6 * max(1.0, abs(s["fit_mean"][n])))
     assert np.isfinite(s["closure"]["fit"]["mean_image_rel"])
     assert (tiny_run / "losses.png").read_bytes()[:4] == b"\x89PNG"
 

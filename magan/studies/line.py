@@ -107,7 +107,8 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     rng = np.random.default_rng(seed + 2)
     targets = simulator.simulate(rng, np.tile(truth, (cfg.n_targets, 1)), LINE_SPACE)
     t2 = time.perf_counter()
-    result = fit(emu, targets, cfg.fit, seed=seed, workdir=out, progress=progress)
+    result = fit(emu, targets, cfg.fit, seed=seed, simulator=simulator, workdir=out,
+                 progress=progress)
     timings["fit_s"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
@@ -125,6 +126,11 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
         "fit_std": dict(zip(LINE_SPACE.names, result.std.tolist())),
         "error_pct_of_range": dict(zip(LINE_SPACE.names, err_pct.tolist())),
         "max_abs_error_pct_of_range": float(np.max(np.abs(err_pct))),
+        "raw_fit_mean": dict(zip(LINE_SPACE.names, result.raw_mean.tolist())),
+        "raw_error_pct_of_range": dict(zip(LINE_SPACE.names, ((result.raw_mean - truth)
+                                                               / LINE_SPACE.width * 100).tolist())),
+        "bias_correction": None if result.bias is None else
+        dict(zip(LINE_SPACE.names, result.bias.tolist())),
         "start": dict(zip(LINE_SPACE.names, result.start.tolist())),
         "start_error_pct_of_range": dict(zip(LINE_SPACE.names, start_err_pct.tolist())),
         "closure": closure,
