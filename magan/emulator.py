@@ -80,13 +80,14 @@ class Emulator:
     """
 
     def __init__(self, space: ParameterSpace, image_shape, net: dict, params_e, params_s, *,
-                 seed: int = 0, info: dict | None = None):
+                 graphdefs=None, info: dict | None = None):
         self.space = space
         self.image_shape = tuple(int(s) for s in image_shape)
         self.net = dict(net)
         self.info = dict(info or {})
-        self.graphdef_e, _, self.graphdef_s, _ = build_emulator_nets(
-            space.dim, self.image_shape, self.net, seed)
+        if graphdefs is None:
+            graphdefs = build_emulator_nets(space.dim, self.image_shape, self.net, 0)[::2]
+        self.graphdef_e, self.graphdef_s = graphdefs
         self.params_e = params_e
         self.params_s = params_s
         self._sample_fn = jax.jit(partial(emulate, self.graphdef_e))
@@ -210,4 +211,5 @@ def load_emulator(path) -> Emulator:
                              "together.")
         nnx.replace_by_pure_dict(state, _unflatten({k: jnp.asarray(v) for k, v in sub.items()}))
         loaded.append(state)
-    return Emulator(space, image_shape, meta["net"], loaded[0], loaded[1], info=meta.get("info"))
+    return Emulator(space, image_shape, meta["net"], loaded[0], loaded[1], graphdefs=(ge, gs),
+                    info=meta.get("info"))

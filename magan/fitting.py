@@ -33,6 +33,8 @@ from magan.progress import format_metrics, progress_bar
 
 __all__ = ["fit", "FitResult"]
 
+R1_EVERY = 4  # D's R1 penalty every 4 steps with gamma x 4 (lazy regularisation, as in pre-training)
+
 
 @dataclass
 class FitResult:
@@ -190,7 +192,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         real = targets_dev[boot_idx[jax.random.randint(k_idx, (b,), 0, n_targets)]]
         unit, fake = generate(params_g, k_d)
         (_, m_d), grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
-            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * 4, do_r1)
+            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * R1_EVERY, do_r1)
         upd, opt_d = tx_d.update(grads, opt_d, params_d)
         params_d = optax.apply_updates(params_d, upd)
 
@@ -205,7 +207,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
                                                   "unit_mean": u.mean(axis=0)}
 
     def step(state, k):
-        do_r1 = state["step"] % 4 == 0
+        do_r1 = state["step"] % R1_EVERY == 0
         keys = jax.random.split(k, n_rep)
         # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
         # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs

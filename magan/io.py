@@ -89,6 +89,17 @@ def atomic_dir(path):
             shutil.rmtree(tmp)
 
 
+def _pick_key(path: Path, names: list[str], key: str, kind: str, placeholder: str) -> str:
+    """The member of a multi-array file to read: ``key``, or the only one there is."""
+    if not key:
+        if len(names) != 1:
+            raise ValueError(f"{path} holds {kind}s {names}; name one as {path}:{placeholder}.")
+        return names[0]
+    if key not in names:
+        raise ValueError(f"{path} has no {kind} {key!r}; it holds {names}.")
+    return key
+
+
 def load_array(spec: str) -> np.ndarray:
     """Load images from ``FILE.npy``, ``FILE.npz[:KEY]`` or ``FILE.h5[:DATASET]``.
 
@@ -103,26 +114,12 @@ def load_array(spec: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
-            keys = list(z.keys())
-            if not key:
-                if len(keys) != 1:
-                    raise ValueError(f"{path} holds arrays {keys}; name one as {path}:KEY.")
-                key = keys[0]
-            if key not in keys:
-                raise ValueError(f"{path} has no array {key!r}; it holds {keys}.")
-            return z[key]
+            return z[_pick_key(path, list(z.keys()), key, "array", "KEY")]
     if suffix in (".h5", ".hdf5"):
         import h5py
 
         with h5py.File(path, "r") as f:
-            names = list(f.keys())
-            if not key:
-                if len(names) != 1:
-                    raise ValueError(f"{path} holds datasets {names}; name one as {path}:DATASET.")
-                key = names[0]
-            if key not in f:
-                raise ValueError(f"{path} has no dataset {key!r}; it holds {names}.")
-            return np.asarray(f[key])
+            return np.asarray(f[_pick_key(path, list(f.keys()), key, "dataset", "DATASET")])
     raise ValueError(f"Cannot read {path}: use .npy, .npz or .h5/.hdf5.")
 
 

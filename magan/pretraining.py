@@ -275,8 +275,8 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s)
     info = {"simulator": simulator.name, "seed": seed, "config": dataclasses.asdict(cfg),
             "pretrain": {"timing": timing, "history": history}}
-    emulator = Emulator(space, simulator.image_shape, net, state["ema"], state["s"], seed=seed,
-                        info=info)
+    emulator = Emulator(space, simulator.image_shape, net, state["ema"], state["s"],
+                        graphdefs=(ge, gs), info=info)
     if workdir is not None:
         write_metrics(workdir, "pretrain", history)
         emulator.save(f"{workdir}/emulator")
