@@ -42,9 +42,13 @@ class FitResult:
 
     Attributes:
       names: parameter names, length P.
-      samples: (K, P) draws of the fitted parameters (all replicas pooled).
+      samples: (K, P) draws of the fitted parameters (all target replicas pooled; shifted by
+        ``-bias`` when bias-corrected, so they may step slightly outside the bounds).
       mean: (P,) mean of ``samples``.
-      std: (P,) standard deviation of ``samples``: the fit's uncertainty.
+      std: (P,) the fit's statistical uncertainty: the spread of ``samples``, plus (in
+        quadrature) that of the bias-correction replicas. It does not contain the emulator's
+        remaining systematic error; on the line study the true error is up to 2-5 std
+        (studies/line/README.md).
       replica_means: (R, P) mean of each replica's outputs.
       start: (P,) where G started (S's regression estimate or the box centre).
       raw_mean: (P,) mean of G's outputs on the targets before bias correction.
