@@ -94,7 +94,8 @@ def _cmd_fit(args) -> int:
     plot_losses({"fit": result.history}, Path(args.out) / "losses.png")
     plot_fit(result.names, result.samples, Path(args.out) / "fit.png", start=result.start,
              bounds=(emu.space.low, emu.space.high))
-    print(json.dumps({"mean": result.to_dict()["mean"], "std": result.to_dict()["std"]}, indent=2))
+    summary = result.to_dict()
+    print(json.dumps({"mean": summary["mean"], "std": summary["std"]}, indent=2))
     return 0
 
 

@@ -10,7 +10,7 @@ Presets (``tiny``, ``default``, ``gpu``) are the same for every study unless a s
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "preset",
            "config_from_dict"]

@@ -21,7 +21,6 @@ import dataclasses
 import queue
 import threading
 import time
-from functools import partial
 
 import jax
 import jax.numpy as jnp

@@ -12,7 +12,6 @@ as JSON too.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

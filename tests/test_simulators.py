@@ -2,7 +2,7 @@ import jax
 import numpy as np
 import pytest
 
-from magan import FunctionSimulator, JaxSimulator, SimulatorError
+from magan import FunctionSimulator, SimulatorError
 from magan.studies.line_simulator import (LINE_FEATURES, LINE_SPACE, line_features,
                                           line_jax_simulator, line_simulator, render_lines)
 

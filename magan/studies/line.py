@@ -94,7 +94,7 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
         if emu.space != LINE_SPACE:
             raise ValueError(f"The emulator was trained over {emu.space!r}, not the line study's "
                              f"{LINE_SPACE!r}; train a new one (omit --emulator).")
-        if emulator is not None and not (out / "emulator").exists():
+        if not (out / "emulator").exists():
             emu.save(out / "emulator")
 
     t1 = time.perf_counter()
