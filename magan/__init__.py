@@ -2,8 +2,9 @@
 
 Data flow::
 
-    ParameterSpace + Simulator --train_emulator--> Emulator --fit(target images)--> FitResult
-                                                   Emulator.sample(params) -> fast simulation
+    ParameterSpace [+ ConditionSpace] + Simulator --train_emulator--> Emulator
+    Emulator --fit(target images [, target conditions])--> FitResult
+    Emulator.sample(params [, conditions]) -> fast simulation
 """
 
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, preset
@@ -11,12 +12,14 @@ from magan.emulator import Emulator, load_emulator
 from magan.fitting import FitResult, fit
 from magan.pretraining import train_emulator
 from magan.simulators import FunctionSimulator, JaxSimulator, Simulator, SimulatorError
-from magan.space import ParameterSpace
+from magan.space import ConditionSpace, ParameterSpace
+from magan.transforms import IdentityTransform, ImageTransform, PowerTransform
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ParameterSpace", "Simulator", "FunctionSimulator", "JaxSimulator", "SimulatorError",
+    "ParameterSpace", "ConditionSpace", "ImageTransform", "IdentityTransform", "PowerTransform",
+    "Simulator", "FunctionSimulator", "JaxSimulator", "SimulatorError",
     "PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "preset",
     "train_emulator", "Emulator", "load_emulator", "fit", "FitResult", "__version__",
 ]

@@ -1,4 +1,4 @@
-"""The ``magan`` command line: ``magan study line``, ``magan fit``, ``magan sample``."""
+"""The ``magan`` command line: ``magan study line|calorimeter``, ``magan fit``, ``magan sample``."""
 
 from __future__ import annotations
 
@@ -42,12 +42,34 @@ def build_parser() -> argparse.ArgumentParser:
     line.add_argument("--out", default="runs/line", help="run folder (default runs/line)")
     _add_common(line)
 
+    calo = study_sub.add_parser(
+        "calorimeter", help="tune a W/Si calorimeter shower simulation to test-beam showers",
+        description="Pre-train an emulator of the GFlash-style W/Si calorimeter over four "
+                    "detector parameters and the beam energy (or reuse one), validate its physics "
+                    "against the simulator, simulate a test beam at the truth, fit the detector "
+                    "parameters, check closure, write plots.")
+    calo.add_argument("--preset", default="default",
+                      help="tiny (seconds), default (under 30 min on a CPU), gpu (an accelerator)")
+    calo.add_argument("--truth", default=None,
+                      help="the test beam's detector parameters, e.g. sampling_fraction=0.0215,"
+                           "moliere_scale=1.1,depth_scale=0.92,noise_mev=0.033 (default)")
+    calo.add_argument("--emulator", default=None,
+                      help="folder of a trained emulator to reuse instead of pre-training")
+    calo.add_argument("--out", default="runs/calorimeter",
+                      help="run folder (default runs/calorimeter)")
+    _add_common(calo)
+
     fitp = sub.add_parser("fit", help="fit parameters to target images with a trained emulator",
                           description="Fit simulator parameters to images with a trained emulator.")
     fitp.add_argument("--emulator", required=True, help="folder of a trained emulator")
     fitp.add_argument("--data", required=True,
                       help="target images: FILE.npy, FILE.npz[:KEY] or FILE.h5:DATASET, shape "
-                           "(N, H, W, C) or (N, H, W)")
+                           "(N, H, W, C) or (N, H, W); or a CaloChallenge HDF5 file (datasets "
+                           "showers and incident_energies), whose energies become the conditions")
+    fitp.add_argument("--conditions", default=None,
+                      help="per-event conditions of the targets for an emulator that has them: "
+                           "FILE.npy/.npz[:KEY]/.h5:DATASET of shape (N, K), or name=value,... "
+                           "for all events")
     fitp.add_argument("--out", required=True, help="folder for fit.json, metrics and plots")
     fitp.add_argument("--preset", default="default", help="fit preset: tiny, default, gpu")
     _add_common(fitp)
@@ -57,40 +79,86 @@ def build_parser() -> argparse.ArgumentParser:
                                         "simulation).")
     sample.add_argument("--emulator", required=True, help="folder of a trained emulator")
     sample.add_argument("--params", required=True, help="physical parameters, e.g. m=0.2,c=12,...")
+    sample.add_argument("--conditions", default=None,
+                        help="per-event conditions for an emulator that has them: name=value,... "
+                             "for all events, 'random' to draw them over the condition space "
+                             "(log-uniform on log scales), or a file of shape (N, K)")
     sample.add_argument("-n", type=int, default=1000, help="number of images (default 1000)")
-    sample.add_argument("--out", required=True, help="output .npy file")
+    sample.add_argument("--out", required=True,
+                        help="output file: .npy (images (N, H, W, C)), or .h5 in the "
+                             "CaloChallenge layout (incident_energies (N, 1), showers "
+                             "(N, H*W*C) layer by layer) when the emulator has one condition")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     return parser
 
 
-def _cmd_study_line(args) -> int:
-    from magan.studies import line
+def _cmd_study(args) -> int:
+    if args.study == "line":
+        from magan.studies import line as study
+        from magan.studies.line_simulator import LINE_SPACE as space
+    else:
+        from magan.studies import calorimeter as study
+        from magan.studies.calorimeter_simulator import CALO_SPACE as space
 
-    truth = line.LINE_SPACE.parse(args.truth) if args.truth else None
-    summary = line.run(args.preset, truth=truth, emulator=args.emulator, out=args.out,
-                       seed=args.seed, progress=False if args.quiet else None)
+    truth = space.parse(args.truth) if args.truth else None
+    summary = study.run(args.preset, truth=truth, emulator=args.emulator, out=args.out,
+                        seed=args.seed, progress=False if args.quiet else None)
     names = summary["parameters"]
-    print(f"{'param':>8} {'truth':>9} {'fit':>9} {'+-':>7} {'err % range':>12}")
+    w = max(8, *(len(n) for n in names))
+    print(f"{'param':>{w}} {'truth':>9} {'fit':>9} {'+-':>7} {'err % range':>12}")
     for n in names:
-        print(f"{n:>8} {summary['truth'][n]:9.4f} {summary['fit_mean'][n]:9.4f} "
+        print(f"{n:>{w}} {summary['truth'][n]:9.4f} {summary['fit_mean'][n]:9.4f} "
               f"{summary['fit_std'][n]:7.4f} {summary['error_pct_of_range'][n]:12.2f}")
+    if "physics_worst_separation_power" in summary:
+        sp = summary["physics_worst_separation_power"]
+        print("physics, worst over energies: separation power "
+              + ", ".join(f"{k} {v:.3f}" for k, v in sp.items())
+              + f"; mean response off by {100 * summary['physics_worst_response_rel_diff']:.2f} %")
     print(f"closure mean-image distance {summary['closure']['fit']['mean_image_rel']:.4f} "
           f"(floor {summary['closure']['floor']['mean_image_rel']:.4f})")
     print(f"total {summary['timings_s']['total_s']:.0f} s; results in {args.out}/")
     return 0
 
 
+def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
+    """Conditions (N, K) for ``emu`` from a CLI value; ``n`` events when given as values."""
+    if emu.conditions is None:
+        if spec is not None:
+            raise ValueError("--conditions given, but this emulator has no per-event conditions.")
+        return None
+    names = list(emu.conditions.names)
+    if spec is None:
+        raise ValueError(f"This emulator is conditioned on {names} per event; give --conditions "
+                         f"(e.g. {emu.conditions.format(emu.conditions.center())}, or 'random', "
+                         "or a file).")
+    if spec == "random":
+        return emu.conditions.sample(np.random.default_rng([seed, 1]), n)
+    if "=" in spec:
+        return np.tile(emu.conditions.parse(spec), (n, 1))
+    from magan.io import load_array
+
+    return emu.conditions.check(load_array(spec), what=f"--conditions {spec}")
+
+
 def _cmd_fit(args) -> int:
     from magan import FIT_PRESETS, fit, load_emulator
-    from magan.io import load_array
+    from magan.io import is_calochallenge, load_array, read_calochallenge
     from magan.plots import plot_fit, plot_losses
 
     if args.preset not in FIT_PRESETS:
         raise ValueError(f"Unknown fit preset {args.preset!r}; choose one of {sorted(FIT_PRESETS)}.")
     emu = load_emulator(args.emulator)
-    data = load_array(args.data)
+    cond = None
+    if is_calochallenge(args.data):
+        data, energies = read_calochallenge(args.data, emu.image_shape)
+        if emu.cond_dim == 1 and args.conditions is None:
+            cond = energies
+    else:
+        data = load_array(args.data)
+    if cond is None:
+        cond = _conditions_arg(emu, args.conditions, len(data), args.seed)
     result = fit(emu, data, FIT_PRESETS[args.preset], seed=args.seed, workdir=args.out,
-                 progress=False if args.quiet else None)
+                 target_conditions=cond, progress=False if args.quiet else None)
     plot_losses({"fit": result.history}, Path(args.out) / "losses.png")
     plot_fit(result.names, result.samples, Path(args.out) / "fit.png", start=result.start,
              bounds=(emu.space.low, emu.space.high))
@@ -105,14 +173,27 @@ def _cmd_sample(args) -> int:
 
     if args.n < 1:
         raise ValueError(f"-n must be at least 1, got {args.n}.")
+    from magan.io import write_calochallenge
+
+    out = Path(args.out)
+    if out.suffix.lower() not in (".npy", ".h5", ".hdf5"):
+        raise ValueError(f"--out {out}: write to a .npy or a .h5 file.")
     emu = load_emulator(args.emulator)
     point = emu.space.parse(args.params)
-    images = emu.sample(np.tile(point, (args.n, 1)), seed=args.seed)
-    out = Path(args.out)
-    if out.suffix != ".npy":
-        raise ValueError(f"--out {out}: write to a .npy file.")
-    atomic_save_npy(out, images)
-    print(f"wrote {images.shape} float32 images to {out}")
+    cond = _conditions_arg(emu, args.conditions, args.n, args.seed)
+    if cond is not None and len(cond) != args.n:
+        raise ValueError(f"--conditions gives {len(cond)} rows but -n is {args.n}.")
+    images = emu.sample(np.tile(point, (args.n, 1)), cond, seed=args.seed)
+    if out.suffix.lower() == ".npy":
+        atomic_save_npy(out, images)
+        print(f"wrote {images.shape} float32 images to {out}")
+        return 0
+    if emu.cond_dim != 1:
+        raise ValueError("The CaloChallenge .h5 layout stores one incident energy per shower; "
+                         f"this emulator has {emu.cond_dim} conditions. Write a .npy file.")
+    write_calochallenge(out, images, cond[:, 0])
+    print(f"wrote {len(images)} showers ({images[0].size} voxels, MeV) and their incident "
+          f"energies to {out} (CaloChallenge layout)")
     return 0
 
 
@@ -126,8 +207,8 @@ def main(argv=None) -> int:
         return 0
     try:
         if args.command == "study":
-            if args.study == "line":
-                return _cmd_study_line(args)
+            if args.study in ("line", "calorimeter"):
+                return _cmd_study(args)
             parser.parse_args(["study", "--help"])
         elif args.command == "fit":
             return _cmd_fit(args)

@@ -58,7 +58,7 @@ def image_set_distance(a: np.ndarray, b: np.ndarray) -> dict:
 def closure_check(simulator: Simulator, space: ParameterSpace, params, target_images, *,
                   n: int | None = None, seed: int = 0,
                   features: Callable[[np.ndarray], np.ndarray] | None = None,
-                  feature_names=None) -> dict:
+                  feature_names=None, target_conditions=None) -> dict:
     """Simulate at ``params`` and compare with ``target_images``.
 
     Args:
@@ -67,6 +67,9 @@ def closure_check(simulator: Simulator, space: ParameterSpace, params, target_im
       target_images: (N, H, W, C).
       n: images to simulate (default: as many as targets).
       features: optional ``f(images) -> (N, F)`` high-level features.
+      target_conditions: (N, K) per-event conditions of the targets, for a simulator with
+        conditions; the simulated set reuses them row by row (so ``n`` must not exceed N), and
+        ``features`` is called on sets in that same event order.
     Returns:
       ``{"fit": distances(sim at fit, targets), "floor": distances(sim at fit, second sim at fit),
       "feature_pulls": {...}}``.
@@ -75,8 +78,14 @@ def closure_check(simulator: Simulator, space: ParameterSpace, params, target_im
     pts = space.check(params, what="closure params")
     n = int(n or len(target_images))
     rows = pts[np.arange(n) % len(pts)]
-    sim_a = simulator.simulate(rng, rows, space)
-    sim_b = simulator.simulate(rng, rows, space)
+    cond = None
+    if target_conditions is not None:
+        cond = np.asarray(target_conditions, np.float64).reshape(len(target_images), -1)
+        if n > len(cond):
+            raise ValueError(f"closure_check: n={n} exceeds the {len(cond)} target conditions.")
+        cond = cond[:n]
+    sim_a = simulator.simulate(rng, rows, space, conditions=cond)
+    sim_b = simulator.simulate(rng, rows, space, conditions=cond)
     out = {"n_simulated": n, "fit": image_set_distance(sim_a, target_images),
            "floor": image_set_distance(sim_b, sim_a)}
     if features is not None:

@@ -35,6 +35,7 @@ class PretrainConfig:
     aux_weight: float = 10.0  # weight of the auxiliary parameter regression (S learns, E obeys)
     adversarial_weight: float = 1.0  # weight of E's "fool the siamese" loss
     energy_weight: float = 10.0  # weight of the energy score of E's samples vs the simulator's
+    feature_weight: float = 0.0  # weight of the energy score of high-level features (if given)
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     prefetch: int = 4  # batches the background simulator thread keeps ready
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)

@@ -2,16 +2,17 @@
 
 An :class:`Emulator` holds the emulator network E and the siamese network S it was trained against
 (S's auxiliary head gives a quick parameter estimate from an image, used to start fits), the
-:class:`~magan.space.ParameterSpace` and the image shape. It is saved as a folder::
+:class:`~magan.space.ParameterSpace`, the per-event :class:`~magan.space.ConditionSpace` (if any),
+the image shape and the :class:`~magan.transforms.ImageTransform` between physical images and the
+networks' space. It is saved as a folder::
 
-    emulator.json   space, image shape, network sizes, training summary
+    emulator.json   space, conditions, transform, image shape, network sizes, training summary
     weights.npz     E's parameters (EMA) and S's parameters, one array per path
 """
 
 from __future__ import annotations
 
 import json
-from functools import partial
 from pathlib import Path
 
 import jax
@@ -21,27 +22,33 @@ from flax import nnx
 
 from magan.io import atomic_dir, atomic_write_json, to_jsonable
 from magan.networks import EmulatorNet, SiameseNet
-from magan.space import ParameterSpace
+from magan.space import ConditionSpace, ParameterSpace
+from magan.transforms import IdentityTransform, ImageTransform, transform_from_dict
 
 __all__ = ["Emulator", "load_emulator", "build_emulator_nets", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
 
-def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int):
-    """Create E and S from a network-size dict; returns (graphdef_E, params_E, graphdef_S, params_S)."""
+def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_dim: int = 0):
+    """Create E and S from a network-size dict; returns (graphdef_E, params_E, graphdef_S, params_S).
+
+    E is conditioned on ``space_dim + cond_dim`` unit-cube values (parameters, then per-event
+    conditions); S sees the ``cond_dim`` conditions beside its images and regresses the parameters.
+    """
     rngs = nnx.Rngs(seed)
-    e = EmulatorNet(space_dim, tuple(image_shape), noise_dim=net["noise_dim"],
+    e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
                     width=net["emulator_width"], rngs=rngs)
     s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
-                   features=net["features"], rngs=rngs)
+                   features=net["features"], cond_dim=cond_dim, rngs=rngs)
     ge, pe = nnx.split(e, nnx.Param)
     gs, ps = nnx.split(s, nnx.Param)
     return ge, pe, gs, ps
 
 
 def emulate(graphdef, params, unit, key):
-    """Pure E forward: unit-cube parameters (N, P) and a key -> images (N, H, W, C)."""
+    """Pure E forward: unit-cube conditioning (N, P [+ K]) and a key -> network-space images
+    (N, H, W, C)."""
     net = nnx.merge(graphdef, params)
     kz, kp = jax.random.split(key)
     n = unit.shape[0]
@@ -74,63 +81,130 @@ def _unflatten(flat: dict[str, np.ndarray]) -> dict:
 
 
 class Emulator:
-    """A trained emulator of one simulator over one parameter space.
+    """A trained emulator of one simulator over one parameter space (and condition space).
 
     Use :func:`magan.train_emulator` to make one and :func:`load_emulator` to read one back.
     """
 
     def __init__(self, space: ParameterSpace, image_shape, net: dict, params_e, params_s, *,
-                 graphdefs=None, info: dict | None = None):
+                 graphdefs=None, info: dict | None = None,
+                 conditions: ConditionSpace | None = None,
+                 transform: ImageTransform | None = None):
         self.space = space
+        self.conditions = conditions
+        self.transform = transform or IdentityTransform()
         self.image_shape = tuple(int(s) for s in image_shape)
         self.net = dict(net)
         self.info = dict(info or {})
         if graphdefs is None:
-            graphdefs = build_emulator_nets(space.dim, self.image_shape, self.net, 0)[::2]
+            graphdefs = build_emulator_nets(space.dim, self.image_shape, self.net, 0,
+                                            self.cond_dim)[::2]
         self.graphdef_e, self.graphdef_s = graphdefs
         self.params_e = params_e
         self.params_s = params_s
-        self._sample_fn = jax.jit(partial(emulate, self.graphdef_e))
+        self._sample_fn = jax.jit(self._sample_physical)
         self._regress_fn = jax.jit(self._regress_unit)
 
+    @property
+    def cond_dim(self) -> int:
+        """Number of per-event conditions K (0 without conditions)."""
+        return 0 if self.conditions is None else self.conditions.dim
+
     # ----------------------------------------------------------------- use
-    def sample(self, params, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
-        """Emulated images at physical parameters.
+    def check_inputs(self, params, conditions=None, *, what: str = "params"):
+        """Checked, broadcast (params (N, P), conditions (N, K) or None), physical units.
+
+        One parameter point with N condition rows (or the reverse) is broadcast to N events.
+        """
+        params = self.space.check(params, what=what)
+        if self.conditions is None:
+            if conditions is not None:
+                raise ValueError("This emulator was trained without per-event conditions; do not "
+                                 "pass conditions.")
+            return params, None
+        if conditions is None:
+            raise ValueError(f"This emulator is conditioned on {list(self.conditions.names)} per "
+                             "event; pass conditions=... of shape (N, "
+                             f"{self.conditions.dim}) in {self.conditions!r}.")
+        cond = self.conditions.check(conditions)
+        n = max(params.shape[0], cond.shape[0])
+        if params.shape[0] == 1:
+            params = np.repeat(params, n, axis=0)
+        if cond.shape[0] == 1:
+            cond = np.repeat(cond, n, axis=0)
+        if params.shape[0] != cond.shape[0]:
+            raise ValueError(f"{params.shape[0]} parameter rows but {cond.shape[0]} condition "
+                             "rows; give one row per event (or one row of either to broadcast).")
+        return params, cond
+
+    def conditioning(self, params, conditions=None) -> np.ndarray:
+        """E's unit-cube input (N, P + K) from checked physical params and conditions."""
+        unit = self.space.to_unit(params)
+        if conditions is not None:
+            unit = np.concatenate([unit, self.conditions.to_unit(conditions)], axis=1)
+        return unit.astype(np.float32)
+
+    def _sample_physical(self, params_e, unit, cond_phys, key):
+        x = emulate(self.graphdef_e, params_e, unit, key)
+        return self.transform.inverse(x, cond_phys, xp=jnp)
+
+    def sample(self, params, conditions=None, *, seed: int = 0,
+               batch_size: int = 1024) -> np.ndarray:
+        """Emulated images at physical parameters (and per-event conditions).
 
         Args:
           params: (N, P) or (P,) physical values, inside the space.
+          conditions: (N, K) (or (K,), or (N,) when K = 1) physical per-event conditions, required
+            when the emulator has a ConditionSpace. One row of params or of conditions broadcasts.
           seed: the same seed gives the same images.
           batch_size: images per device call (memory bound, not a result change).
         Returns:
-          (N, H, W, C) float32 NumPy array.
+          (N, H, W, C) float32 NumPy array in the simulator's physical units.
         """
-        unit = self.space.to_unit(params).astype(np.float32)
-        return self.sample_unit(unit, seed=seed, batch_size=batch_size)
-
-    def sample_unit(self, unit, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
-        """As :meth:`sample` with unit-cube parameters (N, P)."""
-        unit = np.asarray(unit, np.float32)
+        params, cond = self.check_inputs(params, conditions)
+        unit = self.conditioning(params, cond)
+        cond32 = None if cond is None else cond.astype(np.float32)
         key = jax.random.key(seed)
         out = []
         for i, start in enumerate(range(0, unit.shape[0], batch_size)):
-            chunk = unit[start:start + batch_size]
-            out.append(self._sample_fn(self.params_e, jnp.asarray(chunk), jax.random.fold_in(key, i)))
+            c = None if cond32 is None else jnp.asarray(cond32[start:start + batch_size])
+            out.append(self._sample_fn(self.params_e, jnp.asarray(unit[start:start + batch_size]),
+                                       c, jax.random.fold_in(key, i)))
         if not out:
             return np.zeros((0,) + self.image_shape, np.float32)
         return np.asarray(jnp.concatenate(out, axis=0))
 
-    def _regress_unit(self, params_s, images):
-        return nnx.merge(self.graphdef_s, params_s).regress(images)
+    def to_network(self, images, conditions=None) -> np.ndarray:
+        """Physical images (N, H, W, C) -> the networks' space (float32), with their conditions."""
+        return np.asarray(self.transform.forward(images, conditions), np.float32)
 
-    def estimate(self, images, *, batch_size: int = 1024) -> np.ndarray:
+    def _regress_unit(self, params_s, images, cond_unit):
+        return nnx.merge(self.graphdef_s, params_s).regress(images, cond_unit)
+
+    def estimate(self, images, conditions=None, *, batch_size: int = 1024) -> np.ndarray:
         """Quick per-image parameter estimate from S's auxiliary head, physical units (N, P).
 
         This is the amortised regression learned during pre-training on simulated images; the fit
-        uses its mean as a starting point. It is not a fit.
+        uses its mean as a starting point. It is not a fit. ``conditions`` (N, K) are required
+        when the emulator has them.
         """
         images = check_images(images, self.image_shape, "images")
-        out = [np.asarray(self._regress_fn(self.params_s, jnp.asarray(images[i:i + batch_size])))
-               for i in range(0, images.shape[0], batch_size)]
+        cond_unit = None
+        if self.conditions is not None:
+            _, cond = self.check_inputs(self.space.center(), conditions, what="params")
+            if cond.shape[0] != images.shape[0]:
+                raise ValueError(f"{images.shape[0]} images but {cond.shape[0]} condition rows.")
+            cond_unit = self.conditions.to_unit(cond).astype(np.float32)
+        elif conditions is not None:
+            raise ValueError("This emulator was trained without per-event conditions.")
+        else:
+            cond = None
+        net = self.to_network(images, cond)
+        out = []
+        for i in range(0, images.shape[0], batch_size):
+            c = None if cond_unit is None else jnp.asarray(cond_unit[i:i + batch_size])
+            out.append(np.asarray(self._regress_fn(self.params_s, jnp.asarray(net[i:i + batch_size]),
+                                                   c)))
         return self.space.from_unit(np.concatenate(out, axis=0))
 
     # ----------------------------------------------------------- save/load
@@ -145,6 +219,8 @@ class Emulator:
             atomic_write_json(tmp / "emulator.json", {
                 "format_version": FORMAT_VERSION,
                 "space": self.space.to_dict(),
+                "conditions": None if self.conditions is None else self.conditions.to_dict(),
+                "transform": self.transform.to_dict(),
                 "image_shape": list(self.image_shape),
                 "net": self.net,
                 "info": to_jsonable(self.info),
@@ -152,7 +228,8 @@ class Emulator:
         return path
 
     def __repr__(self) -> str:
-        return f"Emulator({self.space!r}, image_shape={self.image_shape})"
+        cond = "" if self.conditions is None else f", conditions={self.conditions!r}"
+        return f"Emulator({self.space!r}{cond}, image_shape={self.image_shape})"
 
 
 def check_images(images, image_shape, what: str) -> np.ndarray:
@@ -194,8 +271,11 @@ def load_emulator(path) -> Emulator:
         raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r} is not "
                          f"{FORMAT_VERSION}; it was written by an incompatible magan version.")
     space = ParameterSpace.from_dict(meta["space"])
+    conditions = ConditionSpace.from_dict(meta["conditions"]) if meta.get("conditions") else None
+    transform = transform_from_dict(meta.get("transform"))
     image_shape = tuple(meta["image_shape"])
-    ge, pe, gs, ps = build_emulator_nets(space.dim, image_shape, meta["net"], 0)
+    ge, pe, gs, ps = build_emulator_nets(space.dim, image_shape, meta["net"], 0,
+                                         0 if conditions is None else conditions.dim)
     try:
         with np.load(weights_file, allow_pickle=False) as z:
             flat = {k: z[k] for k in z.files}
@@ -212,4 +292,4 @@ def load_emulator(path) -> Emulator:
         nnx.replace_by_pure_dict(state, _unflatten({k: jnp.asarray(v) for k, v in sub.items()}))
         loaded.append(state)
     return Emulator(space, image_shape, meta["net"], loaded[0], loaded[1], graphdefs=(ge, gs),
-                    info=meta.get("info"))
+                    info=meta.get("info"), conditions=conditions, transform=transform)

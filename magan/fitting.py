@@ -92,18 +92,20 @@ class FitResult:
         return f"FitResult({body})"
 
 
-def _build(param_dim, image_shape, cfg: FitConfig, init_unit, key):
+def _build(param_dim, image_shape, cfg: FitConfig, init_unit, key, cond_dim=0):
     rngs = nnx.Rngs(key)
     g = ParameterGenerator(param_dim, noise_len=cfg.noise_len, width=cfg.generator_width,
                            init_unit=init_unit, init_scale=cfg.init_scale, rngs=rngs)
-    d = Discriminator(image_shape, width=cfg.discriminator_width, features=cfg.features, rngs=rngs)
+    d = Discriminator(image_shape, width=cfg.discriminator_width, features=cfg.features,
+                      cond_dim=cond_dim, rngs=rngs)
     return nnx.split(g, nnx.Param), nnx.split(d, nnx.Param)
 
 
-def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1):
-    """Non-saturating GAN loss of D with a (lazy) R1 penalty on the real images."""
+def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1, cond=None):
+    """Non-saturating GAN loss of D with a (lazy) R1 penalty on the real images; ``cond`` (B, K)
+    unit-cube conditions shared by the real and fake batches, or None."""
     def logits(p, x):
-        return nnx.merge(graphdef_d, p)(x)
+        return nnx.merge(graphdef_d, p)(x, cond)
 
     lr, lf = logits(params_d, real), logits(params_d, fake)
     adv = jax.nn.softplus(-lr).mean() + jax.nn.softplus(lf).mean()
@@ -117,12 +119,18 @@ def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1):
 
 
 def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, seed: int = 0,
-        simulator=None, workdir=None, progress: bool | None = None) -> FitResult:
+        target_conditions=None, simulator=None, workdir=None,
+        progress: bool | None = None) -> FitResult:
     """Fit the simulator parameters to ``target_images`` through a frozen emulator.
 
     Args:
       emulator: a trained :class:`~magan.Emulator`.
-      target_images: (N, H, W, C) (or (N, H, W) for one channel), the observed images, finite.
+      target_images: (N, H, W, C) (or (N, H, W) for one channel), the observed images in the
+        simulator's physical units, finite.
+      target_conditions: (N, K) per-event conditions of the targets (for instance each event's
+        beam energy), required when the emulator has a ConditionSpace. The emulated images that D
+        compares with a batch of targets are made at the same conditions, so the fit is
+        conditional on them; only the parameters are fitted.
       config: a :class:`~magan.FitConfig`; ``None`` means the ``default`` preset.
       seed: the same seed gives the same result on the same machine.
       simulator: the black-box simulator, optional. When given (and ``config.bias_correction``),
@@ -143,10 +151,24 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
                         "load one with magan.load_emulator(path).")
     targets = check_images(target_images, emulator.image_shape, "target_images")
     space, n_targets, p = emulator.space, targets.shape[0], emulator.space.dim
+    k_cond = emulator.cond_dim
+    if k_cond:
+        if target_conditions is None:
+            raise ValueError(f"This emulator is conditioned on {list(emulator.conditions.names)}; "
+                             f"pass target_conditions of shape ({n_targets}, {k_cond}).")
+        cond = emulator.conditions.check(target_conditions, what="target_conditions")
+        if cond.shape[0] != n_targets:
+            raise ValueError(f"target_conditions has {cond.shape[0]} rows for {n_targets} target "
+                             "images; give one row per image.")
+    elif target_conditions is not None:
+        raise ValueError("This emulator was trained without per-event conditions; do not pass "
+                         "target_conditions.")
+    else:
+        cond = None
     t0 = time.perf_counter()
 
     if cfg.init == "regressor":
-        start_unit = np.clip(space.to_unit(np.clip(emulator.estimate(targets), space.low,
+        start_unit = np.clip(space.to_unit(np.clip(emulator.estimate(targets, cond), space.low,
                                                    space.high)).mean(axis=0), 0.02, 0.98)
     else:
         start_unit = np.full(p, 0.5)
@@ -154,20 +176,25 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
 
     start = space.from_unit(start_unit.astype(np.float64))
     correct = simulator is not None and cfg.bias_correction
-    data = targets
+    data, data_cond = targets, cond
     if correct:
         ref = simulator.simulate(np.random.default_rng([seed, 7]), np.tile(start, (n_targets, 1)),
-                                 space)
+                                 space, conditions=cond)
         data = np.concatenate([targets, check_images(ref, emulator.image_shape, "reference")])
+        data_cond = None if cond is None else np.concatenate([cond, cond])
+    data = emulator.to_network(data, data_cond)
+    # per row: unit-cube conditions for E and D (K columns, possibly 0)
+    data_cond_unit = (np.zeros((data.shape[0], 0), np.float32) if cond is None
+                      else emulator.conditions.to_unit(data_cond).astype(np.float32))
     n_sets = 2 if correct else 1
     n_rep = cfg.replicas * n_sets
 
     key = jax.random.key(seed)
     k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
-    (gg, _), (gd, _) = _build(p, emulator.image_shape, cfg, start_unit, jax.random.key(0))
+    (gg, _), (gd, _) = _build(p, emulator.image_shape, cfg, start_unit, jax.random.key(0), k_cond)
 
     def init_replica(k):
-        (_, pg), (_, pd) = _build(p, emulator.image_shape, cfg, start_unit, k)
+        (_, pg), (_, pd) = _build(p, emulator.image_shape, cfg, start_unit, k, k_cond)
         return pg, pd
 
     pg, pd = jax.vmap(init_replica)(jax.random.split(k_init, n_rep))
@@ -182,27 +209,31 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         boot = jnp.tile(jnp.arange(n_targets), (n_rep, 1))
     boot = boot + n_targets * (jnp.arange(n_rep) >= cfg.replicas)[:, None]
     targets_dev = jnp.asarray(data)
+    cond_dev = jnp.asarray(data_cond_unit)
     ge, pe = emulator.graphdef_e, emulator.params_e
     b = cfg.batch_size
 
-    def generate(params_g, k):
+    def generate(params_g, c, k):
+        """G's parameters (B, P) and E's images at them and at the batch's conditions c (B, K)."""
         kz, ke = jax.random.split(k)
         z = jax.random.normal(kz, (b, cfg.noise_len))
         unit = nnx.merge(gg, params_g)(z)
-        return unit, emulate(ge, pe, unit, ke)
+        return unit, emulate(ge, pe, jnp.concatenate([unit, c], axis=1), ke)
 
     def replica_step(params_g, params_d, opt_g, opt_d, boot_idx, do_r1, k):
         k_idx, k_d, k_g = jax.random.split(k, 3)
-        real = targets_dev[boot_idx[jax.random.randint(k_idx, (b,), 0, n_targets)]]
-        unit, fake = generate(params_g, k_d)
+        rows = boot_idx[jax.random.randint(k_idx, (b,), 0, n_targets)]
+        real, c = targets_dev[rows], cond_dev[rows]
+        c_d = c if k_cond else None
+        unit, fake = generate(params_g, c, k_d)
         (_, m_d), grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
-            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * R1_EVERY, do_r1)
+            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * R1_EVERY, do_r1, c_d)
         upd, opt_d = tx_d.update(grads, opt_d, params_d)
         params_d = optax.apply_updates(params_d, upd)
 
         def g_loss(pg_):
-            u, f = generate(pg_, k_g)
-            return jax.nn.softplus(-nnx.merge(gd, params_d)(f)).mean(), u
+            u, f = generate(pg_, c, k_g)
+            return jax.nn.softplus(-nnx.merge(gd, params_d)(f, c_d)).mean(), u
 
         (loss_g, u), grads = jax.value_and_grad(g_loss, has_aux=True)(params_g)
         upd, opt_g = tx_g.update(grads, opt_g, params_g)

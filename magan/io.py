@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "atomic_dir",
-           "load_array", "to_jsonable"]
+           "load_array", "to_jsonable", "write_calochallenge", "read_calochallenge",
+           "is_calochallenge"]
 
 
 def to_jsonable(obj):
@@ -121,6 +122,71 @@ def load_array(spec: str) -> np.ndarray:
         with h5py.File(path, "r") as f:
             return np.asarray(f[_pick_key(path, list(f.keys()), key, "dataset", "DATASET")])
     raise ValueError(f"Cannot read {path}: use .npy, .npz or .h5/.hdf5.")
+
+
+# ------------------------------------------------------------------------- CaloChallenge HDF5
+def write_calochallenge(path, showers, incident_energies) -> Path:
+    """Write showers in the CaloChallenge 2022 HDF5 layout, atomically.
+
+    Datasets: ``incident_energies`` (N, 1) and ``showers`` (N, n_voxels), float32, MeV. Images
+    (N, H, W, C) with layers as channels are flattened layer by layer (C, H, W), the CaloChallenge
+    order of (layer, then the cells of a layer); (N, n_voxels) arrays are written as they are.
+    """
+    import h5py
+
+    showers = np.asarray(showers, np.float32)
+    energies = np.asarray(incident_energies, np.float32).reshape(-1, 1)
+    if showers.shape[0] != energies.shape[0]:
+        raise ValueError(f"{showers.shape[0]} showers but {energies.shape[0]} incident energies; "
+                         "give one energy per shower.")
+    if showers.ndim == 4:
+        showers = showers.transpose(0, 3, 1, 2).reshape(showers.shape[0], -1)
+    if showers.ndim != 2:
+        raise ValueError(f"showers must be (N, H, W, C) or (N, n_voxels), got {showers.shape}.")
+    path = Path(path)
+    with _tmp_in(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("incident_energies", data=energies, compression="gzip")
+            f.create_dataset("showers", data=showers, compression="gzip")
+    return path
+
+
+def is_calochallenge(path) -> bool:
+    """Whether ``path`` is an HDF5 file with ``showers`` and ``incident_energies`` datasets."""
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5") or not path.exists():
+        return False
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return "showers" in f and "incident_energies" in f
+
+
+def read_calochallenge(path, image_shape) -> tuple[np.ndarray, np.ndarray]:
+    """Read a CaloChallenge-layout HDF5 file into images (N, H, W, C) and energies (N, 1), MeV.
+
+    ``image_shape`` (H, W, C) says how the flat voxels (layer by layer) fold back into images.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"Data file {str(path)!r} does not exist.")
+    with h5py.File(path, "r") as f:
+        missing = [k for k in ("showers", "incident_energies") if k not in f]
+        if missing:
+            raise ValueError(f"{path} is not in the CaloChallenge layout: no dataset(s) {missing} "
+                             f"(it holds {list(f.keys())}).")
+        showers = np.asarray(f["showers"], np.float32)
+        energies = np.asarray(f["incident_energies"], np.float64).reshape(-1, 1)
+    h, w, c = (int(s) for s in image_shape)
+    if showers.ndim != 2 or showers.shape[1] != h * w * c:
+        raise ValueError(f"{path}: showers have shape {showers.shape}; an emulator of {h}x{w}x{c} "
+                         f"images needs (N, {h * w * c}) voxels.")
+    if showers.shape[0] != energies.shape[0]:
+        raise ValueError(f"{path}: {showers.shape[0]} showers but {energies.shape[0]} incident "
+                         "energies.")
+    return showers.reshape(-1, c, h, w).transpose(0, 2, 3, 1), energies
 
 
 def write_metrics(workdir, stage: str, history: list[dict]) -> Path:

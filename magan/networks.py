@@ -75,7 +75,8 @@ class EmulatorNet(nnx.Module):
     as in pi-GAN's coordinate decoders). A final 3x3 convolution writes the C output channels.
 
     Args:
-      cond_dim: length of the conditioning vector (parameters in the unit cube).
+      cond_dim: length of the conditioning vector: parameters, then per-event conditions, all in
+        the unit cube.
       image_shape: (H, W, C).
       noise_dim: length of the per-image noise vector z.
       width: channels at half resolution; coarser stages have 2x, 4x; the per-pixel MLP has 2x.
@@ -139,12 +140,18 @@ class EmulatorNet(nnx.Module):
 
 
 class ImageEncoder(nnx.Module):
-    """2D CNN: (N, H, W, C) -> (N, features). CoordConv input, stride-2 stages, leaky ReLU."""
+    """2D CNN: (N, H, W, C) [+ conditions (N, K)] -> (N, features).
 
-    def __init__(self, image_shape, *, width: int = 16, features: int = 64, rngs: nnx.Rngs):
+    CoordConv input, stride-2 stages, leaky ReLU. With ``cond_dim`` K > 0 the per-event conditions
+    (unit cube) are broadcast as K extra input channels.
+    """
+
+    def __init__(self, image_shape, *, width: int = 16, features: int = 64, cond_dim: int = 0,
+                 rngs: nnx.Rngs):
         h, w, c = image_shape
         self.levels = n_downsamples(h, w)
-        layers, cin = [], c + 2
+        self.cond_dim = cond_dim
+        layers, cin = [], c + 2 + cond_dim
         ch = width
         self.stem = nnx.Conv(cin, ch, (3, 3), rngs=rngs)
         for _ in range(self.levels):
@@ -156,10 +163,16 @@ class ImageEncoder(nnx.Module):
             hh, ww = math.ceil(hh / 2), math.ceil(ww / 2)
         self.fc = nnx.Linear(hh * ww * ch, features, rngs=rngs)
 
-    def __call__(self, x):
+    def __call__(self, x, cond=None):
         n, h, w, _ = x.shape
-        x = jnp.concatenate([x, coord_channels(n, h, w, h, w, x.dtype)], axis=-1)
-        x = _act(self.stem(x))
+        parts = [x, coord_channels(n, h, w, h, w, x.dtype)]
+        if self.cond_dim:
+            if cond is None:
+                raise ValueError(f"This network is conditioned on {self.cond_dim} per-event "
+                                 "conditions; pass them.")
+            parts.append(jnp.broadcast_to(cond[:, None, None, :].astype(x.dtype),
+                                          (n, h, w, self.cond_dim)))
+        x = _act(self.stem(jnp.concatenate(parts, axis=-1)))
         for conv in self.downs:
             x = _act(conv(x))
         return _act(self.fc(x.reshape(n, -1)))
@@ -170,11 +183,14 @@ class SiameseNet(nnx.Module):
 
     ``pair_logit(a, b)`` is symmetric in (a, b): the head reads ``|f(a) - f(b)|`` and ``f(a) * f(b)``.
     ``regress(x)`` maps one image to parameters in the unit cube (auxiliary head), shape (N, P).
+    With ``cond_dim`` K > 0 every call also takes the per-event conditions (N, K) (unit cube); both
+    images of a pair share them.
     """
 
     def __init__(self, image_shape, param_dim: int, *, width: int = 16, features: int = 64,
-                 rngs: nnx.Rngs):
-        self.branch = ImageEncoder(image_shape, width=width, features=features, rngs=rngs)
+                 cond_dim: int = 0, rngs: nnx.Rngs):
+        self.branch = ImageEncoder(image_shape, width=width, features=features, cond_dim=cond_dim,
+                                   rngs=rngs)
         self.head1 = nnx.Linear(2 * features, features, rngs=rngs)
         self.head2 = nnx.Linear(features, 1, rngs=rngs)
         self.aux = nnx.Linear(features, param_dim, rngs=rngs)
@@ -183,28 +199,30 @@ class SiameseNet(nnx.Module):
         g = jnp.concatenate([jnp.abs(fa - fb), fa * fb], axis=-1)
         return self.head2(_act(self.head1(g)))[:, 0]
 
-    def pair_logit(self, a, b):
-        return self.pair_logit_from_features(self.branch(a), self.branch(b))
+    def pair_logit(self, a, b, cond=None):
+        return self.pair_logit_from_features(self.branch(a, cond), self.branch(b, cond))
 
     def regress_from_features(self, f):
         return jax.nn.sigmoid(self.aux(f))
 
-    def regress(self, x):
-        return self.regress_from_features(self.branch(x))
+    def regress(self, x, cond=None):
+        return self.regress_from_features(self.branch(x, cond))
 
-    def __call__(self, a, b):
-        return self.pair_logit(a, b)
+    def __call__(self, a, b, cond=None):
+        return self.pair_logit(a, b, cond)
 
 
 class Discriminator(nnx.Module):
-    """D(x) -> realness logit (N,)."""
+    """D(x [, cond]) -> realness logit (N,); conditions (N, K) as extra channels when K > 0."""
 
-    def __init__(self, image_shape, *, width: int = 16, features: int = 64, rngs: nnx.Rngs):
-        self.encoder = ImageEncoder(image_shape, width=width, features=features, rngs=rngs)
+    def __init__(self, image_shape, *, width: int = 16, features: int = 64, cond_dim: int = 0,
+                 rngs: nnx.Rngs):
+        self.encoder = ImageEncoder(image_shape, width=width, features=features, cond_dim=cond_dim,
+                                    rngs=rngs)
         self.head = nnx.Linear(features, 1, rngs=rngs)
 
-    def __call__(self, x):
-        return self.head(self.encoder(x))[:, 0]
+    def __call__(self, x, cond=None):
+        return self.head(self.encoder(x, cond))[:, 0]
 
 
 class ParameterGenerator(nnx.Module):

@@ -34,21 +34,24 @@ from magan.io import write_metrics
 from magan.progress import format_metrics, progress_bar
 from magan.simulators import Simulator
 from magan.space import ParameterSpace
+from magan.transforms import IdentityTransform, ImageTransform
 
 __all__ = ["train_emulator", "SimulationFeeder", "siamese_loss", "emulator_loss", "energy_score"]
 
 
 # ---------------------------------------------------------------------- losses
-def siamese_loss(params_s, graphdef_s, x1, x2, fake, unit, r1_gamma, aux_weight, do_r1=True):
+def siamese_loss(params_s, graphdef_s, x1, x2, fake, unit, r1_gamma, aux_weight, do_r1=True,
+                 cond=None):
     """S's loss: genuine pairs -> 1, (simulation, emulation) pairs -> 0, plus R1 and regression.
 
-    Shapes: x1, x2, fake (B, H, W, C); unit (B, P). ``do_r1`` (traced bool) switches the R1 term,
+    Shapes: x1, x2, fake (B, H, W, C); unit (B, P) the parameters S regresses; cond (B, K) unit-cube
+    per-event conditions or None. ``do_r1`` (traced bool) switches the R1 term,
     whose double backward pass costs three times the rest of the loss: the training step applies
     it every ``r1_every`` steps with ``r1_gamma`` scaled up to match (lazy regularisation,
     StyleGAN2). Returns (loss, metrics dict).
     """
     s = nnx.merge(graphdef_s, params_s)
-    f1, f2, ff = s.branch(x1), s.branch(x2), s.branch(fake)
+    f1, f2, ff = s.branch(x1, cond), s.branch(x2, cond), s.branch(fake, cond)
     real = s.pair_logit_from_features(f1, f2)
     fake_logit = s.pair_logit_from_features(f1, ff)
     adv = jax.nn.softplus(-real).mean() + jax.nn.softplus(fake_logit).mean()
@@ -56,7 +59,7 @@ def siamese_loss(params_s, graphdef_s, x1, x2, fake, unit, r1_gamma, aux_weight,
                  + jnp.mean((s.regress_from_features(f2) - unit) ** 2))
 
     def real_sum(a, b):
-        return nnx.merge(graphdef_s, params_s).pair_logit(a, b).sum()
+        return nnx.merge(graphdef_s, params_s).pair_logit(a, b, cond).sum()
 
     def r1_penalty():
         ga, gb = jax.grad(real_sum, argnums=(0, 1))(x1, x2)
@@ -83,39 +86,56 @@ def energy_score(e1, e2, x1, x2):
 
 
 def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key, aux_weight,
-                  energy_weight, adversarial_weight=1.0):
-    """E's loss: fool S on (x1, E(unit)) pairs, let S's regression head read ``unit`` back, and
-    (if ``energy_weight`` > 0) the energy score of two emulations against (x1, x2)."""
+                  energy_weight, adversarial_weight=1.0, n_params=None, cond_phys=None,
+                  feature_fn=None, feature_weight=0.0):
+    """E's loss: fool S on (x1, E(unit)) pairs, let S's regression head read the parameters back,
+    (if ``energy_weight`` > 0) the energy score of two emulations against (x1, x2) in the networks'
+    space and (if ``feature_weight`` > 0) the energy score of their high-level features.
+
+    ``unit`` (B, P + K) is E's conditioning (parameters, then conditions); the first ``n_params``
+    columns are the parameters (all when ``None``). ``feature_fn(x_net, cond_phys) -> (B, F)``
+    maps network-space images to standardised physical features.
+    """
+    p = unit.shape[1] if n_params is None else n_params
+    cond = unit[:, p:] if unit.shape[1] > p else None
     k1, k2 = jax.random.split(key)
     fake = emulate(graphdef_e, params_e, unit, k1)
     s = nnx.merge(graphdef_s, params_s)
-    f1 = jax.lax.stop_gradient(s.branch(x1))
-    ff = s.branch(fake)
+    f1 = jax.lax.stop_gradient(s.branch(x1, cond))
+    ff = s.branch(fake, cond)
     adv = jax.nn.softplus(-s.pair_logit_from_features(f1, ff)).mean()
-    aux = jnp.mean((s.regress_from_features(ff) - unit) ** 2)
+    aux = jnp.mean((s.regress_from_features(ff) - unit[:, :p]) ** 2)
     metrics = {"loss_emulator": adv, "aux_emu": aux}
     loss = adversarial_weight * adv + aux_weight * aux
+    if energy_weight > 0 or feature_weight > 0:
+        fake2 = emulate(graphdef_e, params_e, unit, k2)
     if energy_weight > 0:
-        es = energy_score(fake, emulate(graphdef_e, params_e, unit, k2), x1, x2)
+        es = energy_score(fake, fake2, x1, x2)
         metrics["energy_score"] = es
         loss = loss + energy_weight * es
+    if feature_weight > 0:
+        fs = energy_score(*(feature_fn(x, cond_phys) for x in (fake, fake2, x1, x2)))
+        metrics["feature_score"] = fs
+        loss = loss + feature_weight * fs
     return loss, (metrics, fake)
 
 
 # ------------------------------------------------------------------- the step
-def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s):
-    def step(state, unit, x1, x2, key):
+def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
+    def step(state, unit, cond_phys, x1, x2, key):
         k_fake, k_e = jax.random.split(key)
         fake = emulate(ge, state["e"], unit, k_fake)
         do_r1 = state["step"] % cfg.r1_every == 0
+        cond = unit[:, n_params:] if unit.shape[1] > n_params else None
         (_, m_s), g_s = jax.value_and_grad(siamese_loss, has_aux=True)(
-            state["s"], gs, x1, x2, jax.lax.stop_gradient(fake), unit, cfg.r1_gamma * cfg.r1_every,
-            cfg.aux_weight, do_r1)
+            state["s"], gs, x1, x2, jax.lax.stop_gradient(fake), unit[:, :n_params],
+            cfg.r1_gamma * cfg.r1_every, cfg.aux_weight, do_r1, cond)
         upd, opt_s = tx_s.update(g_s, state["opt_s"], state["s"])
         params_s = optax.apply_updates(state["s"], upd)
         (_, (m_e, _)), g_e = jax.value_and_grad(emulator_loss, has_aux=True)(
             state["e"], ge, params_s, gs, x1, x2, unit, k_e, cfg.aux_weight, cfg.energy_weight,
-            cfg.adversarial_weight)
+            cfg.adversarial_weight, n_params, cond_phys, feature_fn,
+            cfg.feature_weight if feature_fn is not None else 0.0)
         upd, opt_e = tx_e.update(g_e, state["opt_e"], state["e"])
         params_e = optax.apply_updates(state["e"], upd)
         ema = optax.incremental_update(params_e, state["ema"], 1.0 - cfg.ema_decay)
@@ -127,18 +147,38 @@ def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s):
 
 
 # -------------------------------------------------------------- host feeding
+def draw_training_batch(simulator: Simulator, space: ParameterSpace, rng: np.random.Generator,
+                        n: int, transform=None):
+    """One host batch ``(unit (n, P + K), cond (n, K), x1, x2)``; see :class:`SimulationFeeder`."""
+    transform = transform or IdentityTransform()
+    conditions = simulator.conditions
+    k = 0 if conditions is None else conditions.dim
+    unit = rng.random((n, space.dim + k))
+    params = space.from_unit(unit[:, :space.dim])
+    cond = None if conditions is None else conditions.from_unit(unit[:, space.dim:])
+    x1 = simulator.simulate(rng, params, space, conditions=cond)
+    x2 = simulator.simulate(rng, params, space, conditions=cond)
+    cond32 = np.zeros((n, 0), np.float32) if cond is None else cond.astype(np.float32)
+    c = None if cond is None else cond
+    return (unit.astype(np.float32), cond32, np.asarray(transform.forward(x1, c), np.float32),
+            np.asarray(transform.forward(x2, c), np.float32))
+
+
 class SimulationFeeder:
     """Runs a host simulator in a background thread, ``prefetch`` batches ahead.
 
-    Each batch is ``(unit (B, P), x1 (B, H, W, C), x2 (B, H, W, C))``: B points drawn uniformly in the
-    unit cube, each simulated twice. The sequence depends only on ``seed``. ``wait_s`` is the time
-    the consumer spent blocked on the queue (the device idling for the simulator); ``sim_s`` the
-    time spent simulating.
+    Each batch is ``(unit (B, P + K), cond (B, K), x1 (B, H, W, C), x2 (B, H, W, C))``: B points
+    drawn uniformly in the unit cube of parameters and conditions (``cond`` their physical
+    conditions, K may be 0), each simulated twice and mapped to the networks' space by
+    ``transform``. The sequence depends only on ``seed``. ``wait_s`` is the time the consumer spent
+    blocked on the queue (the device idling for the simulator); ``sim_s`` the time spent
+    simulating.
     """
 
     def __init__(self, simulator: Simulator, space: ParameterSpace, batch_size: int, seed: int,
-                 prefetch: int = 4):
+                 prefetch: int = 4, transform=None):
         self.simulator, self.space, self.batch_size = simulator, space, batch_size
+        self.transform = transform or IdentityTransform()
         self.rng = np.random.default_rng(seed)
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self.stop = threading.Event()
@@ -148,11 +188,8 @@ class SimulationFeeder:
         self.thread.start()
 
     def _make(self):
-        unit = self.rng.random((self.batch_size, self.space.dim))
-        params = self.space.from_unit(unit)
-        x1 = self.simulator.simulate(self.rng, params, self.space)
-        x2 = self.simulator.simulate(self.rng, params, self.space)
-        return unit.astype(np.float32), x1, x2
+        return draw_training_batch(self.simulator, self.space, self.rng, self.batch_size,
+                                   self.transform)
 
     def _run(self):
         while not self.stop.is_set():
@@ -186,15 +223,50 @@ class SimulationFeeder:
 
 
 # ------------------------------------------------------------------ the loop
+def _standardised_features(features, transform: ImageTransform, simulator, space, seed: int):
+    """Wrap ``features`` as ``f(x_net, cond_phys) -> (B, F)``, in units of each feature's
+    *within-point* spread: the std of ``(f(x1) - f(x2)) / sqrt(2)`` over 256 pairs of simulations
+    made at the same points (drawn across the space and conditions). In these units a bias of the
+    size of the simulator's own fluctuations costs the same for every feature, which is what the
+    separation power of a histogram sees."""
+    batch = draw_training_batch(simulator, space, np.random.default_rng([seed, 99]), 256, transform)
+    _, cond, x1, x2 = batch
+    has_cond = simulator.conditions is not None
+
+    def raw(x_net, cond_phys):
+        c = cond_phys if has_cond else None
+        return features(transform.inverse(x_net, c, xp=jnp), c)
+
+    f1, f2 = (np.asarray(raw(jnp.asarray(x), jnp.asarray(cond)), np.float64) for x in (x1, x2))
+    if f1.ndim != 2 or f1.shape[0] != 256 or not (np.isfinite(f1).all() and np.isfinite(f2).all()):
+        raise ValueError(f"features(images, conditions) must return finite values of shape (N, F); "
+                         f"got shape {f1.shape} for N = 256 (finite: {np.isfinite(f1).all()}).")
+    within = np.std(f1 - f2, axis=0) / np.sqrt(2.0)
+    overall = np.concatenate([f1, f2]).std(axis=0)
+    sd = jnp.asarray(np.maximum(within, 1e-3 * overall + 1e-12), jnp.float32)
+    mu = jnp.asarray(f1.mean(0), jnp.float32)
+    return lambda x_net, cond_phys: (raw(x_net, cond_phys) - mu) / sd
+
+
 def train_emulator(simulator: Simulator, space: ParameterSpace, config: PretrainConfig | None = None,
-                   *, seed: int = 0, workdir=None, progress: bool | None = None) -> Emulator:
-    """Pre-train an emulator of ``simulator`` over ``space``.
+                   *, seed: int = 0, workdir=None, progress: bool | None = None,
+                   transform: ImageTransform | None = None, features=None) -> Emulator:
+    """Pre-train an emulator of ``simulator`` over ``space`` (and its per-event conditions).
 
     Args:
-      simulator: a :class:`~magan.FunctionSimulator` (host) or :class:`~magan.JaxSimulator`.
+      simulator: a :class:`~magan.FunctionSimulator` (host) or :class:`~magan.JaxSimulator`. When it
+        has a :class:`~magan.ConditionSpace`, the emulator is conditioned on it too; conditions are
+        drawn uniformly in their unit cube (log-uniform on log scales).
       space: the parameters and their bounds; points are drawn uniformly inside.
       config: a :class:`~magan.PretrainConfig`; ``None`` means the ``default`` preset.
       seed: the same seed gives the same emulator on the same machine.
+      transform: an :class:`~magan.transforms.ImageTransform` from physical images to the space E
+        works in (default identity); saved with the emulator.
+      features: optional ``features(images, conditions) -> (N, F)`` written with ``jax.numpy``,
+        high-level physical features (physical images, physical conditions or ``None``). With
+        ``config.feature_weight > 0`` E is also trained on the energy score of these features
+        (standardised over the space), a proper scoring rule that asks E to reproduce their
+        distribution at every point, not only their mean.
       workdir: if given, the emulator is saved to ``workdir/emulator`` at the end and the metrics to
         ``workdir/pretrain_metrics.json``.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
@@ -208,31 +280,43 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     if not isinstance(simulator, Simulator):
         raise TypeError("simulator must be a magan.FunctionSimulator or magan.JaxSimulator, got "
                         f"{type(simulator).__name__}; wrap your function with one of them.")
+    transform = transform or IdentityTransform()
+    if not isinstance(transform, ImageTransform):
+        raise TypeError(f"transform must be a magan ImageTransform, got {type(transform).__name__}.")
+    conditions = simulator.conditions
+    k_cond = 0 if conditions is None else conditions.dim
+    feature_fn = None
+    if features is not None and cfg.feature_weight > 0:
+        feature_fn = _standardised_features(features, transform, simulator, space, seed)
     net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
            "siamese_width": cfg.siamese_width, "features": cfg.features}
-    ge, pe, gs, ps = build_emulator_nets(space.dim, simulator.image_shape, net, seed)
+    ge, pe, gs, ps = build_emulator_nets(space.dim, simulator.image_shape, net, seed, k_cond)
     tx_e = optax.adam(cfg.lr_emulator, b1=cfg.beta1, b2=cfg.beta2)
     tx_s = optax.adam(cfg.lr_siamese, b1=cfg.beta1, b2=cfg.beta2)
     state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
              "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
-    step = _make_step(cfg, ge, gs, tx_e, tx_s)
+    step = _make_step(cfg, ge, gs, tx_e, tx_s, space.dim, feature_fn)
     key = jax.random.key(seed)
 
     if simulator.traceable:
         def sim_step(state, key):
             ku, k1, k2, ks = jax.random.split(key, 4)
-            unit = jax.random.uniform(ku, (cfg.batch_size, space.dim))
-            params = jnp.asarray(space.low, jnp.float32) + unit * jnp.asarray(space.width,
-                                                                            jnp.float32)
-            x1 = simulator.simulate_jax(k1, params)
-            x2 = simulator.simulate_jax(k2, params)
-            return step(state, unit, x1, x2, ks)
+            unit = jax.random.uniform(ku, (cfg.batch_size, space.dim + k_cond))
+            params = space.from_unit_jax(unit[:, :space.dim])
+            if conditions is None:
+                cond = jnp.zeros((cfg.batch_size, 0), jnp.float32)
+                c = None
+            else:
+                cond = c = conditions.from_unit_jax(unit[:, space.dim:])
+            x1 = transform.forward(simulator.simulate_jax(k1, params, c), c, xp=jnp)
+            x2 = transform.forward(simulator.simulate_jax(k2, params, c), c, xp=jnp)
+            return step(state, unit, cond, x1, x2, ks)
 
         jstep = jax.jit(sim_step, donate_argnums=(0,))
         feeder = None
     else:
         jstep = jax.jit(step, donate_argnums=(0,))
-        feeder = SimulationFeeder(simulator, space, cfg.batch_size, seed, cfg.prefetch)
+        feeder = SimulationFeeder(simulator, space, cfg.batch_size, seed, cfg.prefetch, transform)
 
     history: list[dict] = []
     pending: list = []
@@ -245,8 +329,8 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
             if feeder is None:
                 state, metrics = jstep(state, k)
             else:
-                unit, x1, x2 = feeder.next()
-                state, metrics = jstep(state, unit, x1, x2, k)
+                unit, cond, x1, x2 = feeder.next()
+                state, metrics = jstep(state, unit, cond, x1, x2, k)
             pending.append(metrics)
             if i == 0:
                 jax.block_until_ready(state)
@@ -275,7 +359,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     info = {"simulator": simulator.name, "seed": seed, "config": dataclasses.asdict(cfg),
             "pretrain": {"timing": timing, "history": history}}
     emulator = Emulator(space, simulator.image_shape, net, state["ema"], state["s"],
-                        graphdefs=(ge, gs), info=info)
+                        graphdefs=(ge, gs), info=info, conditions=conditions, transform=transform)
     if workdir is not None:
         write_metrics(workdir, "pretrain", history)
         emulator.save(f"{workdir}/emulator")

@@ -10,6 +10,10 @@ magan never looks inside a simulator. Two kinds exist:
 
 In both, ``params`` has shape (N, P) in physical units, in the order of the
 :class:`~magan.space.ParameterSpace`, and images have shape (N, H, W, C).
+
+Per-event conditions (quantities known for every event and never fitted, such as a beam energy)
+are declared with ``conditions=ConditionSpace(...)``; the simulator is then called as
+``fn(rng, params, conditions)`` with ``conditions`` of shape (N, K) in physical units.
 """
 
 from __future__ import annotations
@@ -38,12 +42,39 @@ def _image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
     return shape
 
 
+def _check_conditions(conditions):
+    from magan.space import ConditionSpace
+
+    if conditions is not None and not isinstance(conditions, ConditionSpace):
+        raise TypeError("conditions must be a magan.ConditionSpace describing the per-event "
+                        f"conditions, got {type(conditions).__name__}.")
+    return conditions
+
+
 class Simulator:
-    """Base class: a black box from parameters (N, P) to images (N, H, W, C)."""
+    """Base class: a black box from parameters (N, P) [and conditions (N, K)] to images
+    (N, H, W, C)."""
 
     image_shape: tuple[int, int, int]
     traceable: bool = False
     name: str = "simulator"
+    conditions = None  # a ConditionSpace, or None
+
+    def _call_args(self, params, conditions, n):
+        """Checked (params, conditions) for one call; conditions (N, K) float64 or None."""
+        if self.conditions is None:
+            if conditions is not None:
+                raise ValueError(f"{self.name} takes no per-event conditions (it was built "
+                                 "without conditions=ConditionSpace(...)), but some were given.")
+            return (params,)
+        if conditions is None:
+            raise ValueError(f"{self.name} needs per-event conditions {list(self.conditions.names)}"
+                             f" of shape ({n}, {self.conditions.dim}); pass conditions=...")
+        cond = self.conditions.check(conditions)
+        if cond.shape[0] != n:
+            raise ValueError(f"{self.name}: {cond.shape[0]} condition rows for {n} parameter "
+                             "vectors; give one row per event.")
+        return params, cond
 
     def check_output(self, images, params: np.ndarray, space=None) -> np.ndarray:
         """Check a host batch: shape (N, H, W, C), real dtype, finite. Returns float32."""
@@ -80,48 +111,60 @@ class FunctionSimulator(Simulator):
 
     Args:
       fn: ``fn(rng: numpy.random.Generator, params: ndarray[N, P]) -> ndarray[N, H, W, C]``, params in
-        physical units. It must draw all its randomness from ``rng`` for runs to be reproducible.
+        physical units (``fn(rng, params, conditions)`` with conditions (N, K) when ``conditions``
+        is given). It must draw all its randomness from ``rng`` for runs to be reproducible.
       image_shape: (H, W) or (H, W, C) of one image.
       name: used in error messages and run summaries.
+      conditions: a :class:`~magan.ConditionSpace` of per-event conditions, or ``None``.
     """
 
     traceable = False
 
-    def __init__(self, fn: Callable, image_shape: Sequence[int], *, name: str | None = None):
+    def __init__(self, fn: Callable, image_shape: Sequence[int], *, name: str | None = None,
+                 conditions=None):
         if not callable(fn):
             raise TypeError(f"FunctionSimulator needs a callable fn(rng, params), got {fn!r}.")
         self.fn = fn
         self.image_shape = _image_shape(image_shape)
         self.name = name or getattr(fn, "__name__", "simulator")
+        self.conditions = _check_conditions(conditions)
 
-    def simulate(self, rng: np.random.Generator, params, space=None) -> np.ndarray:
-        """Run the wrapped function on (N, P) physical parameters; returns checked float32 images."""
+    def simulate(self, rng: np.random.Generator, params, space=None, *,
+                 conditions=None) -> np.ndarray:
+        """Run the wrapped function on (N, P) physical parameters (and (N, K) conditions when the
+        simulator has them); returns checked float32 images (N, H, W, C)."""
         params = np.asarray(params, dtype=np.float64)
-        return self.check_output(self.fn(rng, params), params, space)
+        args = self._call_args(params, conditions, params.shape[0])
+        return self.check_output(self.fn(rng, *args), params, space)
 
 
 class JaxSimulator(Simulator):
     """Wrap a JAX-traceable simulator that runs inside jit.
 
     Args:
-      fn: ``fn(key: jax.Array, params: Array[N, P]) -> Array[N, H, W, C]``, params in physical units.
+      fn: ``fn(key: jax.Array, params: Array[N, P]) -> Array[N, H, W, C]``, params in physical units
+        (``fn(key, params, conditions)`` with conditions (N, K) when ``conditions`` is given).
       image_shape: (H, W) or (H, W, C) of one image.
+      conditions: a :class:`~magan.ConditionSpace` of per-event conditions, or ``None``.
     """
 
     traceable = True
 
-    def __init__(self, fn: Callable, image_shape: Sequence[int], *, name: str | None = None):
+    def __init__(self, fn: Callable, image_shape: Sequence[int], *, name: str | None = None,
+                 conditions=None):
         if not callable(fn):
             raise TypeError(f"JaxSimulator needs a callable fn(key, params), got {fn!r}.")
         self.fn = fn
         self.image_shape = _image_shape(image_shape)
         self.name = name or getattr(fn, "__name__", "simulator")
+        self.conditions = _check_conditions(conditions)
 
-    def simulate_jax(self, key, params):
+    def simulate_jax(self, key, params, conditions=None):
         """Traceable call; returns float32 images of shape (N, H, W, C)."""
         import jax.numpy as jnp
 
-        out = jnp.asarray(self.fn(key, params), dtype=jnp.float32)
+        args = (params,) if self.conditions is None else (params, conditions)
+        out = jnp.asarray(self.fn(key, *args), dtype=jnp.float32)
         if out.ndim == 3 and self.image_shape[2] == 1:
             out = out[..., None]
         expect = (params.shape[0],) + self.image_shape
@@ -131,11 +174,13 @@ class JaxSimulator(Simulator):
             )
         return out
 
-    def simulate(self, rng: np.random.Generator, params, space=None) -> np.ndarray:
+    def simulate(self, rng: np.random.Generator, params, space=None, *,
+                 conditions=None) -> np.ndarray:
         """Host-side call (used for closure checks and target sets); seeds a key from ``rng``."""
         import jax
 
         params = np.asarray(params, dtype=np.float64)
+        args = self._call_args(params, conditions, params.shape[0])
         key = jax.random.key(int(rng.integers(0, 2**31 - 1)))
-        out = np.asarray(self.simulate_jax(key, np.asarray(params, np.float32)))
+        out = np.asarray(self.simulate_jax(key, *(np.asarray(a, np.float32) for a in args)))
         return self.check_output(out, params, space)

@@ -13,17 +13,25 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ParameterSpace", "Parameter"]
+__all__ = ["ParameterSpace", "ConditionSpace", "Parameter"]
+
+SCALES = ("linear", "log")
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One simulator parameter: its name, bounds (physical units) and an optional unit label."""
+    """One named quantity: its bounds (physical units), an optional unit label and its scale.
+
+    ``scale="log"`` maps ``log(value)`` linearly onto the unit interval, so uniform draws in the
+    unit cube are log-uniform (for quantities such as an energy spanning a decade); it needs
+    ``low > 0``.
+    """
 
     name: str
     low: float
     high: float
     unit: str = ""
+    scale: str = "linear"
 
     @property
     def width(self) -> float:
@@ -31,15 +39,17 @@ class Parameter:
 
     def describe(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
-        return f"{self.name} in [{self.low:g}, {self.high:g}]{unit}"
+        log = ", log scale" if self.scale == "log" else ""
+        return f"{self.name} in [{self.low:g}, {self.high:g}]{unit}{log}"
 
 
 class ParameterSpace:
     """An ordered set of named parameters, each with bounds.
 
     Args:
-      bounds: ``{name: (low, high)}`` or ``{name: (low, high, unit)}``, in the order the simulator
-        expects its parameter vector. ``low < high``, both finite.
+      bounds: ``{name: (low, high)}``, ``{name: (low, high, unit)}`` or
+        ``{name: (low, high, unit, "log")}``, in the order the simulator expects its parameter
+        vector. ``low < high``, both finite; ``low > 0`` on a log scale.
 
     Example:
       >>> space = ParameterSpace({"m": (-1.0, 1.0), "c": (4.0, 24.0, "px")})
@@ -47,10 +57,12 @@ class ParameterSpace:
       array([[0.5, 0.5]])
     """
 
+    kind = "Parameter"  # used in error messages
+
     def __init__(self, bounds: Mapping[str, Sequence]):
         if not isinstance(bounds, Mapping) or len(bounds) == 0:
             raise ValueError(
-                "ParameterSpace needs a non-empty mapping {name: (low, high)}, "
+                f"{type(self).__name__} needs a non-empty mapping {{name: (low, high)}}, "
                 f"got {bounds!r}."
             )
         params = []
@@ -60,21 +72,29 @@ class ParameterSpace:
                     f"Parameter name {name!r} must be a plain identifier (letters, digits, _), "
                     "so it can be written on the command line as name=value."
                 )
-            if not isinstance(spec, Sequence) or isinstance(spec, str) or len(spec) not in (2, 3):
+            if (not isinstance(spec, Sequence) or isinstance(spec, str)
+                    or len(spec) not in (2, 3, 4)):
                 raise ValueError(
-                    f"Parameter {name!r}: bounds must be (low, high) or (low, high, unit), got {spec!r}."
+                    f"{self.kind} {name!r}: bounds must be (low, high), (low, high, unit) or "
+                    f"(low, high, unit, scale), got {spec!r}."
                 )
             low, high = float(spec[0]), float(spec[1])
-            unit = str(spec[2]) if len(spec) == 3 else ""
+            unit = str(spec[2]) if len(spec) >= 3 else ""
+            scale = str(spec[3]) if len(spec) == 4 else "linear"
             if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
                 raise ValueError(
-                    f"Parameter {name!r}: need finite low < high, got low={low}, high={high}."
+                    f"{self.kind} {name!r}: need finite low < high, got low={low}, high={high}."
                 )
-            params.append(Parameter(name, low, high, unit))
+            if scale not in SCALES:
+                raise ValueError(f"{self.kind} {name!r}: scale {scale!r} is not one of {SCALES}.")
+            if scale == "log" and low <= 0:
+                raise ValueError(f"{self.kind} {name!r}: a log scale needs low > 0, got {low:g}.")
+            params.append(Parameter(name, low, high, unit, scale))
         self.parameters: tuple[Parameter, ...] = tuple(params)
         self.names: tuple[str, ...] = tuple(p.name for p in params)
         self.low = np.array([p.low for p in params], dtype=np.float64)
         self.high = np.array([p.high for p in params], dtype=np.float64)
+        self._log = np.array([p.scale == "log" for p in params])
 
     # ------------------------------------------------------------------ basics
     @property
@@ -92,31 +112,32 @@ class ParameterSpace:
 
     def __repr__(self) -> str:
         inner = ", ".join(p.describe() for p in self.parameters)
-        return f"ParameterSpace({inner})"
+        return f"{type(self).__name__}({inner})"
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ParameterSpace) and self.parameters == other.parameters
+        return type(other) is type(self) and self.parameters == other.parameters
 
     # ------------------------------------------------------------- validation
-    def check(self, values, *, what: str = "parameters", atol: float = 0.0) -> np.ndarray:
+    def check(self, values, *, what: str | None = None, atol: float = 0.0) -> np.ndarray:
         """Validate physical values and return them as float64 of shape (N, P).
 
         A 1-D vector of length P is read as one point. Raises ``ValueError`` naming the first bad
         parameter (non-finite or outside ``[low - atol, high + atol]``) and its bounds.
         """
+        what = what or f"{self.kind.lower()}s"
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != self.dim:
             raise ValueError(
-                f"{what}: expected shape (N, {self.dim}) for parameters {list(self.names)}, "
+                f"{what}: expected shape (N, {self.dim}) for {list(self.names)}, "
                 f"got shape {np.shape(values)}."
             )
         bad = ~np.isfinite(arr)
         if bad.any():
             i, j = np.argwhere(bad)[0]
             raise ValueError(
-                f"{what}: parameter {self.names[j]!r} of row {i} is {arr[i, j]}; "
+                f"{what}: {self.kind.lower()} {self.names[j]!r} of row {i} is {arr[i, j]}; "
                 "every value must be finite."
             )
         out = (arr < self.low - atol) | (arr > self.high + atol)
@@ -124,9 +145,9 @@ class ParameterSpace:
             i, j = np.argwhere(out)[0]
             p = self.parameters[j]
             raise ValueError(
-                f"{what}: parameter {p.name!r} = {arr[i, j]:g} (row {i}) is outside its bounds "
-                f"[{p.low:g}, {p.high:g}]. Choose a value inside the bounds, or widen the "
-                "ParameterSpace (the emulator must then be trained again)."
+                f"{what}: {self.kind.lower()} {p.name!r} = {arr[i, j]:g} (row {i}) is outside its "
+                f"bounds [{p.low:g}, {p.high:g}]. Choose a value inside the bounds, or widen the "
+                f"{type(self).__name__} (the emulator must then be trained again)."
             )
         return arr
 
@@ -134,20 +155,39 @@ class ParameterSpace:
     def to_unit(self, values) -> np.ndarray:
         """Physical values (N, P) -> unit cube (N, P), after :meth:`check`."""
         arr = self.check(values)
-        return (arr - self.low) / self.width
+        lin = (arr - self.low) / self.width
+        if self._log.any():
+            log = np.log(np.where(self._log, arr, 1.0) / self.low) / np.log(self.high / self.low)
+            lin = np.where(self._log, log, lin)
+        return lin
 
     def from_unit(self, unit) -> np.ndarray:
         """Unit-cube values (N, P) -> physical values (N, P). Values are not clipped."""
         u = np.asarray(unit, dtype=np.float64)
-        return self.low + u * self.width
+        out = self.low + u * self.width
+        if self._log.any():
+            out = np.where(self._log, self.low * (self.high / self.low) ** u, out)
+        return out
+
+    def from_unit_jax(self, unit):
+        """:meth:`from_unit` for traced JAX arrays (inside jit), float32."""
+        import jax.numpy as jnp
+
+        low = jnp.asarray(self.low, jnp.float32)
+        out = low + unit * jnp.asarray(self.width, jnp.float32)
+        if self._log.any():
+            ratio = jnp.asarray(self.high / self.low, jnp.float32)
+            out = jnp.where(jnp.asarray(self._log), low * ratio ** unit, out)
+        return out
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` points drawn uniformly over the box, physical units, shape (n, P)."""
+        """``n`` points drawn uniformly over the unit cube (log-uniform on log scales), physical
+        units, shape (n, P)."""
         return self.from_unit(rng.random((int(n), self.dim)))
 
     def center(self) -> np.ndarray:
-        """The middle of the box, shape (P,)."""
-        return 0.5 * (self.low + self.high)
+        """The middle of the unit cube in physical units (geometric mean on log scales), (P,)."""
+        return self.from_unit(np.full(self.dim, 0.5))
 
     # ------------------------------------------------------------ text forms
     def parse(self, text: str) -> np.ndarray:
@@ -177,8 +217,32 @@ class ParameterSpace:
 
     def to_dict(self) -> dict:
         """JSON-ready description; :meth:`from_dict` restores it."""
-        return {p.name: [p.low, p.high, p.unit] for p in self.parameters}
+        return {p.name: [p.low, p.high, p.unit] + (["log"] if p.scale == "log" else [])
+                for p in self.parameters}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "ParameterSpace":
         return cls({k: tuple(v) for k, v in d.items()})
+
+
+class ConditionSpace(ParameterSpace):
+    """Per-event conditions: quantities known for every event and never fitted.
+
+    An incident beam energy is the typical case. Same constructor and methods as
+    :class:`ParameterSpace`; the emulator is conditioned on both, the fit only moves parameters,
+    and pre-training draws conditions uniformly in the unit cube (log-uniform on log scales).
+
+    Example:
+      >>> ConditionSpace({"energy": (1e4, 1e5, "MeV", "log")})
+      ConditionSpace(energy in [10000, 100000] MeV, log scale)
+    """
+
+    kind = "Condition"
+
+    def check(self, values, *, what: str | None = None, atol: float = 0.0) -> np.ndarray:
+        """As :meth:`ParameterSpace.check`; with a single condition, a vector (N,) is read as N
+        events (one condition each) rather than one point."""
+        arr = np.asarray(values, dtype=np.float64)
+        if self.dim == 1 and arr.ndim == 1:
+            arr = arr[:, None]
+        return super().check(arr, what=what, atol=atol)
