@@ -24,10 +24,12 @@ class PretrainConfig:
     batch_size: int = 32  # parameter points per step; each gets two simulations
     noise_dim: int = 8  # length of E's per-image noise vector z
     emulator_width: int = 8  # channels of E at full resolution (2x, 4x at coarser stages)
+    noise_channels: bool = False  # also feed E's noise z as channels to every convolution
     siamese_width: int = 8  # channels of S's first layer
     features: int = 64  # width of S's feature vector
     lr_emulator: float = 1e-3  # Adam learning rate of E
     lr_siamese: float = 3e-4  # Adam learning rate of S
+    lr_schedule: str = "constant"  # "constant", or "cosine": both rates decay to 5 % by the end
     beta1: float = 0.5  # Adam beta1 for both (GAN practice)
     beta2: float = 0.99  # Adam beta2 for both
     r1_gamma: float = 1.0  # R1 gradient penalty on S's genuine pairs (Mescheder et al. 2018)

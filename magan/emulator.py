@@ -38,7 +38,8 @@ def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_
     """
     rngs = nnx.Rngs(seed)
     e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
-                    width=net["emulator_width"], rngs=rngs)
+                    width=net["emulator_width"], noise_channels=net.get("noise_channels", False),
+                    rngs=rngs)
     s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
                    features=net["features"], cond_dim=cond_dim, rngs=rngs)
     ge, pe = nnx.split(e, nnx.Param)
@@ -94,10 +95,11 @@ class Emulator:
         self.conditions = conditions
         self.transform = transform or IdentityTransform()
         self.image_shape = tuple(int(s) for s in image_shape)
+        self.network_shape = self.transform.network_shape(self.image_shape)
         self.net = dict(net)
         self.info = dict(info or {})
         if graphdefs is None:
-            graphdefs = build_emulator_nets(space.dim, self.image_shape, self.net, 0,
+            graphdefs = build_emulator_nets(space.dim, self.network_shape, self.net, 0,
                                             self.cond_dim)[::2]
         self.graphdef_e, self.graphdef_s = graphdefs
         self.params_e = params_e
@@ -274,7 +276,8 @@ def load_emulator(path) -> Emulator:
     conditions = ConditionSpace.from_dict(meta["conditions"]) if meta.get("conditions") else None
     transform = transform_from_dict(meta.get("transform"))
     image_shape = tuple(meta["image_shape"])
-    ge, pe, gs, ps = build_emulator_nets(space.dim, image_shape, meta["net"], 0,
+    ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(image_shape),
+                                         meta["net"], 0,
                                          0 if conditions is None else conditions.dim)
     try:
         with np.load(weights_file, allow_pickle=False) as z:

@@ -191,10 +191,11 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
 
     key = jax.random.key(seed)
     k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
-    (gg, _), (gd, _) = _build(p, emulator.image_shape, cfg, start_unit, jax.random.key(0), k_cond)
+    net_shape = emulator.network_shape
+    (gg, _), (gd, _) = _build(p, net_shape, cfg, start_unit, jax.random.key(0), k_cond)
 
     def init_replica(k):
-        (_, pg), (_, pd) = _build(p, emulator.image_shape, cfg, start_unit, k, k_cond)
+        (_, pg), (_, pd) = _build(p, net_shape, cfg, start_unit, k, k_cond)
         return pg, pd
 
     pg, pd = jax.vmap(init_replica)(jax.random.split(k_init, n_rep))

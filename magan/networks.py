@@ -82,14 +82,19 @@ class EmulatorNet(nnx.Module):
       width: channels at half resolution; coarser stages have 2x, 4x; the per-pixel MLP has 2x.
       fine_layers: hidden layers of the per-pixel MLP.
       fourier: Fourier frequencies of the coordinates fed to the per-pixel MLP.
+      noise_channels: also broadcast z as channels beside the conditioning at every stage, so
+        every convolution can vary its output per image (not only through the dense input and
+        FiLM); helps images whose global shape fluctuates from event to event (showers).
     Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W, 1) -> (N, H, W, C).
     """
 
     def __init__(self, cond_dim: int, image_shape, *, noise_dim: int = 16, width: int = 16,
-                 fine_layers: int = 2, fourier: int = 3, rngs: nnx.Rngs):
+                 fine_layers: int = 2, fourier: int = 3, noise_channels: bool = False,
+                 rngs: nnx.Rngs):
         h, w, c = image_shape
         self.image_shape = tuple(image_shape)
         self.cond_dim, self.noise_dim, self.fourier = cond_dim, noise_dim, fourier
+        self.noise_channels = bool(noise_channels)
         self.levels = n_downsamples(h, w)
         f = 2 ** self.levels
         self.h0, self.w0 = math.ceil(h / f), math.ceil(w / f)
@@ -97,7 +102,7 @@ class EmulatorNet(nnx.Module):
         chans = [width * 2 ** max(self.levels - 1 - i, 0) for i in range(max(self.levels, 1))]
         self.c0 = chans[0]
         self.fc = nnx.Linear(cond_dim + noise_dim, self.h0 * self.w0 * chans[0], rngs=rngs)
-        extra = 2 + cond_dim
+        extra = 2 + cond_dim + (noise_dim if noise_channels else 0)
         self.convs = nnx.List([nnx.Conv((chans[i - 1] if i else chans[0]) + extra, chans[i], (3, 3),
                                         rngs=rngs) for i in range(len(chans))])
         fine_in = chans[-1] + extra + 4 * fourier + 1
@@ -118,6 +123,8 @@ class EmulatorNet(nnx.Module):
         n = cond.shape[0]
         full_h, full_w = self.h0 * 2 ** self.levels, self.w0 * 2 ** self.levels
         x = _act(self.fc(jnp.concatenate([cond, z], axis=-1)))
+        if self.noise_channels:
+            cond = jnp.concatenate([cond, z], axis=-1)  # broadcast beside the conditioning
         x = x.reshape(n, self.h0, self.w0, self.c0)
         for i, conv in enumerate(self.convs):
             if i > 0:
@@ -132,7 +139,8 @@ class EmulatorNet(nnx.Module):
         x = self.fine_in(jnp.concatenate(parts, axis=-1))
         # FiLM: a per-image affine map of the per-pixel features, so that products of position
         # and parameters (a line y - m x - c, a radius r / R(theta)) are one layer away
-        gamma, beta = jnp.split(self.film(jnp.concatenate([cond, z], axis=-1)), 2, axis=-1)
+        gamma, beta = jnp.split(self.film(jnp.concatenate([cond[:, :self.cond_dim], z], axis=-1)),
+                                2, axis=-1)
         x = x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
         for conv in self.fine:
             x = _act(conv(x))

@@ -289,10 +289,19 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     if features is not None and cfg.feature_weight > 0:
         feature_fn = _standardised_features(features, transform, simulator, space, seed)
     net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
-           "siamese_width": cfg.siamese_width, "features": cfg.features}
-    ge, pe, gs, ps = build_emulator_nets(space.dim, simulator.image_shape, net, seed, k_cond)
-    tx_e = optax.adam(cfg.lr_emulator, b1=cfg.beta1, b2=cfg.beta2)
-    tx_s = optax.adam(cfg.lr_siamese, b1=cfg.beta1, b2=cfg.beta2)
+           "siamese_width": cfg.siamese_width, "features": cfg.features,
+           "noise_channels": cfg.noise_channels}
+    ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(simulator.image_shape),
+                                         net, seed, k_cond)
+    def rate(lr):
+        if cfg.lr_schedule == "cosine":
+            return optax.cosine_decay_schedule(lr, cfg.steps, alpha=0.05)
+        if cfg.lr_schedule != "constant":
+            raise ValueError(f"lr_schedule {cfg.lr_schedule!r} is not 'constant' or 'cosine'.")
+        return lr
+
+    tx_e = optax.adam(rate(cfg.lr_emulator), b1=cfg.beta1, b2=cfg.beta2)
+    tx_s = optax.adam(rate(cfg.lr_siamese), b1=cfg.beta1, b2=cfg.beta2)
     state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
              "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
     step = _make_step(cfg, ge, gs, tx_e, tx_s, space.dim, feature_fn)

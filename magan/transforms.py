@@ -25,6 +25,10 @@ class ImageTransform:
 
     kind = "base"
 
+    def network_shape(self, image_shape) -> tuple[int, int, int]:
+        """The (H, W, C') of network-space images for physical images of shape (H, W, C)."""
+        return tuple(int(v) for v in image_shape)
+
     def forward(self, images, conditions=None, xp=np):
         """Physical images (N, H, W, C) -> network space, same shape."""
         raise NotImplementedError
@@ -61,12 +65,18 @@ class PowerTransform(ImageTransform):
         instance the incident energy), or ``None`` for ``c = 1``.
       threshold: physical values below it are set to exactly zero by the inverse (a readout
         threshold the simulator applies too), so emulated images are as sparse as simulated ones.
+      total_channel: add one network channel that carries the image's total,
+        ``(sum(image) / (scale * c * H * W)) ** power`` at every pixel. The inverse reads the
+        total from that channel's mean and rescales the (thresholded) image to it. The networks
+        then model an image's total and its shape separately, as calorimeter generators do with
+        the energy sum: voxel-level noise no longer adds up into a too-wide total.
     """
 
     scale: float = 1.0
     power: float = 0.5
     divide_by_condition: int | None = None
     threshold: float = 0.0
+    total_channel: bool = False
     kind = "power"
 
     def __post_init__(self):
@@ -86,15 +96,33 @@ class PowerTransform(ImageTransform):
         c = conditions[:, self.divide_by_condition]
         return self.scale * c.reshape(c.shape + (1,) * (ndim - 1))
 
+    def network_shape(self, image_shape) -> tuple[int, int, int]:
+        h, w, c = (int(v) for v in image_shape)
+        return (h, w, c + 1) if self.total_channel else (h, w, c)
+
     def forward(self, images, conditions=None, xp=np):
         norm = self._norm(conditions, xp, images.ndim)
-        return ((xp.maximum(images, 0.0) / norm) ** self.power).astype(images.dtype)
+        pos = xp.maximum(images, 0.0)
+        x = (pos / norm) ** self.power
+        if self.total_channel:
+            n, h, w, _ = images.shape
+            total = xp.sum(pos, axis=(1, 2, 3), keepdims=True) / (norm * h * w)
+            x = xp.concatenate([x, xp.broadcast_to(total ** self.power, (n, h, w, 1))], axis=-1)
+        return x.astype(images.dtype)
 
     def inverse(self, x, conditions=None, xp=np):
         norm = self._norm(conditions, xp, x.ndim)
-        out = norm * xp.maximum(x, 0.0) ** (1.0 / self.power)
+        body = x[..., :-1] if self.total_channel else x
+        out = norm * xp.maximum(body, 0.0) ** (1.0 / self.power)
         if self.threshold > 0:
             out = xp.where(out >= self.threshold, out, 0.0)
+        if self.total_channel:
+            n, h, w, _ = x.shape
+            t = xp.maximum(xp.mean(x[..., -1:], axis=(1, 2), keepdims=True), 0.0)
+            total = norm * h * w * t ** (1.0 / self.power)
+            out = out * (total / (xp.sum(out, axis=(1, 2, 3), keepdims=True) + 1e-12))
+            if self.threshold > 0:
+                out = xp.where(out >= self.threshold, out, 0.0)
         return out.astype(x.dtype)
 
 

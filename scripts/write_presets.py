@@ -12,9 +12,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-from magan.studies import line
+from magan.studies import calorimeter, line
 
-STUDIES = {"line": line.PRESETS}
+STUDIES = {"line": line.PRESETS, "calorimeter": calorimeter.PRESETS}
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -9,6 +9,7 @@ from magan.cli import build_parser, main
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["study", "--help"], ["study", "line", "--help"],
+                                  ["study", "calorimeter", "--help"],
                                   ["fit", "--help"], ["sample", "--help"]])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as e:

@@ -66,6 +66,24 @@ def test_power_transform_round_trip_and_threshold():
         t.forward(x, None)
 
 
+def test_total_channel_carries_the_image_sum():
+    t = magan.PowerTransform(scale=0.5, divide_by_condition=0, threshold=0.1, total_channel=True)
+    assert t.network_shape((3, 3, 2)) == (3, 3, 3)
+    rng = np.random.default_rng(1)
+    x = np.where(rng.random((4, 3, 3, 2)) < 0.5, 0.0, rng.exponential(size=(4, 3, 3, 2)) + 0.1)
+    x = x.astype(np.float32)
+    c = np.array([[1.0], [10.0], [3.0], [7.0]])
+    y = t.forward(x, c)
+    assert y.shape == (4, 3, 3, 3)
+    np.testing.assert_allclose(t.inverse(y, c), x, rtol=1e-5)
+    # the total comes from the extra channel: doubling it (in physical units) doubles the sum
+    y2 = y.copy()
+    y2[..., -1] *= np.sqrt(2.0)
+    np.testing.assert_allclose(t.inverse(y2, c).sum(axis=(1, 2, 3)), 2 * x.sum(axis=(1, 2, 3)),
+                               rtol=1e-5)
+    assert magan.transforms.transform_from_dict(t.to_dict()) == t
+
+
 def test_simulator_requires_its_conditions():
     sim, rng = simulator(), np.random.default_rng(0)
     assert sim.simulate(rng, [[2.0]] * 3, conditions=[20.0, 30.0, 40.0]).shape == (3,) + SHAPE

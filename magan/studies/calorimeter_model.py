@@ -5,10 +5,12 @@
 * :func:`calorimeter_simulator`: :func:`~magan.studies.calorimeter_simulator.simulate_showers`
   wrapped as a host :class:`~magan.FunctionSimulator` with that condition.
 * :data:`CALO_TRANSFORM`: what the networks see, ``sqrt(E_voxel / (5e-4 E_incident))``; a voxel at
-  the core of a shower is O(1) at every energy. Its inverse zeroes values below the readout
-  threshold, as the simulator does.
-* :func:`calorimeter_features`: the high-level features (response, depth, width) in jax.numpy, for
-  the feature energy score of pre-training.
+  the core of a shower is O(1) at every energy. An extra channel carries the shower's total
+  visible energy, so the emulator models the energy sum and the shower shape separately. The
+  inverse zeroes values below the readout threshold, as the simulator does.
+* :func:`calorimeter_features`: the high-level features (response, depth, width) in jax.numpy;
+  :func:`training_features` adds the 20 layer energies, for the feature energy score of
+  pre-training.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from magan.studies.calorimeter_simulator import (
 from magan.transforms import PowerTransform
 
 __all__ = ["CALO_CONDITIONS", "CALO_TRANSFORM", "calorimeter_features", "calorimeter_simulator",
-           "features_numpy"]
+           "features_numpy", "training_features"]
 
 CALO_CONDITIONS = ConditionSpace({"energy": (*ENERGY_RANGE_MEV, "MeV", "log")})
 CALO_TRANSFORM = PowerTransform(scale=5e-4, power=0.5, divide_by_condition=0,
-                                threshold=THRESHOLD_MEV)
+                                threshold=THRESHOLD_MEV, total_channel=True)
 
 
 def _simulate(rng, params, conditions):
@@ -49,6 +51,15 @@ def calorimeter_features(images, conditions):
     """(N, 12, 12, 20) MeV images, (N, 1) MeV energies -> (N, 3) response, depth [X0], width [mm]
     (jax.numpy; differentiable)."""
     return shower_features(images, conditions[:, 0], xp=jnp)
+
+
+def training_features(images, conditions):
+    """Features of pre-training's feature energy score, (N, 23): response, depth, width and the
+    fraction of the incident energy seen in each of the 20 readout layers (jax.numpy). The layer
+    fractions carry the event-to-event fluctuations of the longitudinal profile (and their
+    anti-correlations), which the three summary features alone leave loose."""
+    layers = jnp.sum(images, axis=(1, 2)) / conditions[:, :1]
+    return jnp.concatenate([calorimeter_features(images, conditions), layers], axis=1)
 
 
 def features_numpy(images, energies) -> np.ndarray:
