@@ -79,10 +79,12 @@ _CALO_PRETRAIN = {
     "default": replace(PRETRAIN_PRESETS["default"], steps=20000, log_every=200, **_CALO),
     "gpu": replace(PRETRAIN_PRESETS["gpu"], steps=60000, **_CALO),
 }
+# The fit's D gets a 10x stronger R1 penalty: a smoother D exploits the emulator's remaining
+# defects less (worst error over 3 truth points 39.8 -> 14.9 % of range, README).
 _CALO_FIT = {
     "tiny": FIT_PRESETS["tiny"],
-    "default": replace(FIT_PRESETS["default"], steps=500, lr_generator=1.5e-3),
-    "gpu": replace(FIT_PRESETS["gpu"], lr_generator=1.5e-3),
+    "default": replace(FIT_PRESETS["default"], steps=500, lr_generator=1.5e-3, r1_gamma=10.0),
+    "gpu": replace(FIT_PRESETS["gpu"], lr_generator=1.5e-3, r1_gamma=10.0),
 }
 
 PRESETS: dict[str, CalorimeterStudyConfig] = {
@@ -282,7 +284,9 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
     timings["fit_s"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
-    closure = closure_check(simulator, CALO_SPACE, result.mean, targets, seed=seed + 3,
+    # the bias-corrected mean may step outside the box; the simulator is run at the nearest point
+    closure_at = np.clip(result.mean, CALO_SPACE.low, CALO_SPACE.high)
+    closure = closure_check(simulator, CALO_SPACE, closure_at, targets, seed=seed + 3,
                             target_conditions=cond, feature_names=FEATURE_NAMES,
                             features=lambda x: features_numpy(x, cond))
     timings["closure_s"] = time.perf_counter() - t3
