@@ -191,16 +191,12 @@ class Emulator:
         when the emulator has them.
         """
         images = check_images(images, self.image_shape, "images")
-        cond_unit = None
-        if self.conditions is not None:
-            _, cond = self.check_inputs(self.space.center(), conditions, what="params")
+        cond = cond_unit = None
+        if self.conditions is not None or conditions is not None:
+            _, cond = self.check_inputs(self.space.center(), conditions)  # errors name the fix
             if cond.shape[0] != images.shape[0]:
                 raise ValueError(f"{images.shape[0]} images but {cond.shape[0]} condition rows.")
             cond_unit = self.conditions.to_unit(cond).astype(np.float32)
-        elif conditions is not None:
-            raise ValueError("This emulator was trained without per-event conditions.")
-        else:
-            cond = None
         net = self.to_network(images, cond)
         out = []
         for i in range(0, images.shape[0], batch_size):

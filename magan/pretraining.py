@@ -159,9 +159,8 @@ def draw_training_batch(simulator: Simulator, space: ParameterSpace, rng: np.ran
     x1 = simulator.simulate(rng, params, space, conditions=cond)
     x2 = simulator.simulate(rng, params, space, conditions=cond)
     cond32 = np.zeros((n, 0), np.float32) if cond is None else cond.astype(np.float32)
-    c = None if cond is None else cond
-    return (unit.astype(np.float32), cond32, np.asarray(transform.forward(x1, c), np.float32),
-            np.asarray(transform.forward(x2, c), np.float32))
+    return (unit.astype(np.float32), cond32, np.asarray(transform.forward(x1, cond), np.float32),
+            np.asarray(transform.forward(x2, cond), np.float32))
 
 
 class SimulationFeeder:
