@@ -41,3 +41,8 @@ def test_tiny_calorimeter_study_writes_a_complete_run(tmp_path, capsys):
         showers = np.asarray(f["showers"])
     assert showers.dtype == np.float32 and (showers >= 0).all()
     assert ((showers == 0) | (showers >= 0.075)).all()  # the readout threshold
+
+    # a study refuses an emulator trained for another study, naming both spaces
+    assert main(["study", "line", "--emulator", str(out / "emulator"), "--out",
+                 str(tmp_path / "line"), "--quiet"]) == 2
+    assert "not the line study's ParameterSpace(m in" in capsys.readouterr().err

@@ -21,7 +21,6 @@ detector parameters to it, checks closure and writes a run folder::
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +30,12 @@ import numpy as np
 from magan.closure import closure_check
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, replace
 from magan.distances import separation_power
-from magan.emulator import Emulator, load_emulator
+from magan.emulator import Emulator
 from magan.fitting import fit
 from magan.io import atomic_write_json
 from magan.plots import plot_fit, plot_image_grid, plot_losses
 from magan.pretraining import train_emulator
+from magan.studies.runs import reuse_emulator, start_run
 from magan.studies.calorimeter_model import (
     CALO_CONDITIONS,
     CALO_TRANSFORM,
@@ -247,12 +247,8 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
     """
     cfg = study_preset(preset) if isinstance(preset, str) else preset
     truth = CALO_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run("calorimeter", preset, cfg, out, seed)
     simulator = calorimeter_simulator()
-    atomic_write_json(out / "config.json", {"study": "calorimeter", "seed": seed,
-                                            "preset": preset if isinstance(preset, str) else None,
-                                            **dataclasses.asdict(cfg)})
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if emulator is None:
@@ -261,13 +257,7 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
                              features=training_features)
         timings["pretrain_s"] = time.perf_counter() - t0
     else:
-        emu = emulator if isinstance(emulator, Emulator) else load_emulator(emulator)
-        if emu.space != CALO_SPACE or emu.conditions != CALO_CONDITIONS:
-            raise ValueError(f"The emulator was trained over {emu.space!r} with conditions "
-                             f"{emu.conditions!r}, not the calorimeter study's; train a new one "
-                             "(omit --emulator).")
-        if not (out / "emulator").exists():
-            emu.save(out / "emulator")
+        emu = reuse_emulator(emulator, out, "calorimeter", CALO_SPACE, CALO_CONDITIONS)
 
     t1 = time.perf_counter()
     physics = physics_validation(emu, simulator, truth, cfg.validation_energies_gev,

@@ -15,20 +15,18 @@ writes a run folder::
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from magan.closure import closure_check
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig
-from magan.emulator import Emulator, load_emulator
 from magan.fitting import fit
 from magan.io import atomic_write_json
 from magan.plots import plot_fit, plot_image_grid, plot_losses
 from magan.pretraining import train_emulator
+from magan.studies.runs import reuse_emulator, start_run
 from magan.quality import compare_to_simulator
 from magan.studies.line_simulator import LINE_FEATURES, LINE_SPACE, line_features, line_simulator
 
@@ -77,12 +75,8 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     """
     cfg = study_preset(preset) if isinstance(preset, str) else preset
     truth = LINE_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run("line", preset, cfg, out, seed)
     simulator = line_simulator()
-    atomic_write_json(out / "config.json", {"study": "line", "seed": seed,
-                                            "preset": preset if isinstance(preset, str) else None,
-                                            **dataclasses.asdict(cfg)})
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if emulator is None:
@@ -90,12 +84,7 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
                              progress=progress)
         timings["pretrain_s"] = time.perf_counter() - t0
     else:
-        emu = emulator if isinstance(emulator, Emulator) else load_emulator(emulator)
-        if emu.space != LINE_SPACE:
-            raise ValueError(f"The emulator was trained over {emu.space!r}, not the line study's "
-                             f"{LINE_SPACE!r}; train a new one (omit --emulator).")
-        if not (out / "emulator").exists():
-            emu.save(out / "emulator")
+        emu = reuse_emulator(emulator, out, "line", LINE_SPACE)
 
     t1 = time.perf_counter()
     quality = compare_to_simulator(emu, simulator, n_points=cfg.quality_points,
