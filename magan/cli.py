@@ -1,4 +1,5 @@
-"""The ``magan`` command line: ``magan study line|calorimeter``, ``magan fit``, ``magan sample``."""
+"""The ``magan`` command line: ``magan study line|calorimeter``, ``magan fit``, ``magan sample``,
+``magan validate``."""
 
 from __future__ import annotations
 
@@ -89,6 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
                              "CaloChallenge layout (incident_energies (N, 1), showers "
                              "(N, H*W*C) layer by layer) when the emulator has one condition")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    val = sub.add_parser(
+        "validate", help="check an emulator against its simulator and the fit's calibration",
+        description="Run the validation suite (distances per variable, physical constraints, "
+                    "learned-feature FD and KID, classifier two-sample test, memorisation, "
+                    "coverage, fit calibration) and write report.json, summary.md and figures.")
+    val.add_argument("--emulator", required=True, help="folder of a trained emulator")
+    val.add_argument("--simulator", default=None,
+                     help="'line', 'calorimeter', or MODULE:FUNCTION returning a magan Simulator "
+                          "(default: the built-in study the emulator was trained for)")
+    val.add_argument("--out", required=True, help="report folder")
+    val.add_argument("--preset", default="default", help="tiny (seconds) or default (minutes)")
+    val.add_argument("--calibration-truths", type=int, default=None,
+                     help="truth points of the fit calibration (default: the study's, 20 for "
+                          "the line study, 10 for the calorimeter; 0 skips it)")
+    _add_common(val)
     return parser
 
 
@@ -197,6 +214,77 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _simulator_arg(spec: str | None, emu):
+    """(simulator, study kit or None) for ``magan validate --simulator``."""
+    import importlib
+
+    from magan.simulators import Simulator
+    from magan.studies.kits import STUDY_NAMES, kit_for, study_kit
+
+    if spec is None:
+        kit = kit_for(emu)
+        if kit is None:
+            raise ValueError(f"{emu!r} is not an emulator of a built-in study; name its simulator "
+                             "with --simulator MODULE:FUNCTION.")
+        return kit.make_simulator(), kit
+    if spec in STUDY_NAMES:
+        kit = study_kit(spec)
+        return kit.make_simulator(), kit
+    if ":" not in spec:
+        raise ValueError(f"--simulator {spec!r}: give 'line', 'calorimeter' or MODULE:FUNCTION.")
+    mod, _, attr = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"--simulator {spec!r}: cannot import it ({err}).") from None
+    sim = fn() if callable(fn) and not isinstance(fn, Simulator) else fn
+    if not isinstance(sim, Simulator):
+        raise ValueError(f"--simulator {spec!r} gave a {type(sim).__name__}, not a magan "
+                         "Simulator.")
+    return sim, None
+
+
+def _cmd_validate(args) -> int:
+    from magan import load_emulator
+    from magan.config import replace
+    from magan.validation import VALIDATION_PRESETS, validate
+
+    if args.preset not in VALIDATION_PRESETS:
+        raise ValueError(f"Unknown validation preset {args.preset!r}; choose one of "
+                         f"{sorted(VALIDATION_PRESETS)}.")
+    emu = load_emulator(args.emulator)
+    sim, kit = _simulator_arg(args.simulator, emu)
+    cfg = VALIDATION_PRESETS[args.preset]
+    if args.calibration_truths is not None:
+        if args.calibration_truths < 0 or args.calibration_truths == 1:
+            raise ValueError(f"--calibration-truths must be 0 or at least 2, got "
+                             f"{args.calibration_truths}.")
+        cfg = replace(cfg, calibration_truths=args.calibration_truths)
+    extra = {}
+    if kit is not None:
+        if cfg.calibration_truths is None:
+            cfg = replace(cfg, calibration_truths=kit.calibration_truths)
+        if cfg.calibration_targets is None:
+            cfg = replace(cfg, calibration_targets=kit.calibration_targets)
+        extra = dict(features=kit.features, feature_names=kit.feature_names,
+                     constraints=kit.constraints, fit_config=kit.fit_config,
+                     voxel_transform=kit.voxel_transform, voxel_label=kit.voxel_label,
+                     title=f"{kit.name} study")
+    if args.preset == "tiny":
+        from magan import FIT_PRESETS
+
+        extra["fit_config"] = FIT_PRESETS["tiny"]
+    report = validate(emu, sim, out=args.out, config=cfg, seed=args.seed,
+                      emulator_label=str(args.emulator), progress=False if args.quiet else None,
+                      **extra)
+    w = max(len(k) for k in report["status"])
+    for name, status in report["status"].items():
+        print(f"{name:>{w}}  {status}")
+    print(f"overall: {report['overall']}; report in {args.out}/summary.md "
+          f"({report['seconds']:.0f} s)")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -214,6 +302,8 @@ def main(argv=None) -> int:
             return _cmd_fit(args)
         elif args.command == "sample":
             return _cmd_sample(args)
+        elif args.command == "validate":
+            return _cmd_validate(args)
         parser.print_help()
         return 2
     except (ValueError, FileNotFoundError, TypeError) as err:

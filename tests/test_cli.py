@@ -10,7 +10,7 @@ from magan.cli import build_parser, main
 
 @pytest.mark.parametrize("argv", [["--help"], ["study", "--help"], ["study", "line", "--help"],
                                   ["study", "calorimeter", "--help"],
-                                  ["fit", "--help"], ["sample", "--help"]])
+                                  ["fit", "--help"], ["sample", "--help"], ["validate", "--help"]])
 def test_every_command_has_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -84,3 +84,25 @@ def test_cli_errors_are_one_clear_line(tiny_run, tmp_path, capsys):
     assert main(["fit", "--emulator", emu, "--data", str(tmp_path / "bad.npy"), "--out",
                  str(tmp_path / "f")]) == 2
     assert "expected shape (N, 28, 28, 1)" in capsys.readouterr().err
+
+
+def test_validate_writes_a_report_and_fails_an_untrained_emulator(tiny_run, tmp_path, capsys):
+    out = tmp_path / "val"
+    assert main(["validate", "--emulator", str(tiny_run / "emulator"), "--out", str(out),
+                 "--preset", "tiny", "--calibration-truths", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["status"]) == {"distributions", "constraints", "learned_features",
+                                     "classifier", "memorisation", "coverage", "calibration"}
+    assert f"overall: {report['overall']}" in printed
+    # the tiny preset's emulator (a few hundred steps) is easy to tell from the simulator
+    assert report["checks"]["classifier"]["auc"] > 0.9
+    assert report["status"]["classifier"] == "fail" and report["overall"] == "fail"
+    assert report["checks"]["calibration"]["summary"]["n_truths"] == 2
+    md = (out / "summary.md").read_text()
+    assert "| classifier | **fail** |" in md and "## Fit calibration (2 truths)" in md
+    for f in ("distributions.png", "variety.png", "calibration.png"):
+        assert (out / f).read_bytes()[:4] == b"\x89PNG"
+    assert main(["validate", "--emulator", str(tiny_run / "emulator"), "--out", str(out),
+                 "--simulator", "calorimeter"]) == 2
+    assert "do not match" in capsys.readouterr().err
