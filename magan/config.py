@@ -41,6 +41,8 @@ class PretrainConfig:
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     prefetch: int = 4  # batches the background simulator thread keeps ready
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
+    steps_per_call: int = 10  # JAX-traceable simulators: steps per dispatch (lax.scan)
+    compute_dtype: str = "float32"  # "bfloat16": mixed precision (float32 parameters; GPU/TPU)
 
 
 @dataclass(frozen=True)

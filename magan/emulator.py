@@ -47,16 +47,25 @@ def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_
     return ge, pe, gs, ps
 
 
-def emulate(graphdef, params, unit, key):
+def cast_floats(tree, dtype):
+    """Cast every floating array of ``tree`` to ``dtype`` (mixed precision: float32 parameters,
+    ``dtype`` compute; gradients flow back through the cast in float32)."""
+    return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                        tree)
+
+
+def emulate(graphdef, params, unit, key, compute_dtype=jnp.float32):
     """Pure E forward: unit-cube conditioning (N, P [+ K]) and a key -> network-space images
-    (N, H, W, C)."""
+    (N, H, W, C), float32. With ``compute_dtype`` bfloat16 the network runs in bfloat16."""
+    if compute_dtype != jnp.float32:
+        params, unit = cast_floats(params, compute_dtype), unit.astype(compute_dtype)
     net = nnx.merge(graphdef, params)
     kz, kp = jax.random.split(key)
     n = unit.shape[0]
     z = jax.random.normal(kz, (n, net.noise_dim), unit.dtype)
     h, w, _ = net.image_shape
     pix = jax.random.normal(kp, (n, h, w, 1), unit.dtype)
-    return net(unit, z, pix)
+    return net(unit, z, pix).astype(jnp.float32)
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, np.ndarray]:

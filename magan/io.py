@@ -1,7 +1,8 @@
 """Atomic file output and the reading of user data files.
 
 Everything magan writes goes to a temporary name in the destination folder and is renamed into
-place, so a crash never leaves a half-written file under the final name.
+place, so a crash never leaves a half-written file under the final name. In a multi-process run
+only process 0 writes (the others' writes are no-ops), see :mod:`magan.parallel`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,16 @@ def _tmp_in(path: Path):
             os.unlink(tmp)
 
 
+def _writer() -> bool:
+    import jax
+
+    return jax.process_index() == 0
+
+
 def atomic_write_bytes(path, data: bytes) -> Path:
     path = Path(path)
+    if not _writer():
+        return path
     with _tmp_in(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -62,6 +71,8 @@ def atomic_write_json(path, obj) -> Path:
 
 def atomic_save_npy(path, array) -> Path:
     path = Path(path)
+    if not _writer():
+        return path
     with _tmp_in(path) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(array))
@@ -72,6 +83,10 @@ def atomic_save_npy(path, array) -> Path:
 def atomic_dir(path):
     """Yield a fresh temporary folder; on success it replaces ``path`` as a whole."""
     path = Path(path)
+    if not _writer():  # written into, then discarded
+        with tempfile.TemporaryDirectory() as scratch:
+            yield Path(scratch)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

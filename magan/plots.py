@@ -20,6 +20,11 @@ __all__ = ["plot_losses", "plot_image_grid", "plot_fit", "save_figure"]
 
 def save_figure(fig, path) -> Path:
     path = Path(path)
+    import jax
+
+    if jax.process_index() != 0:  # only process 0 writes
+        plt.close(fig)
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
     os.close(fd)

@@ -27,10 +27,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec
 
 from magan.config import PretrainConfig
-from magan.emulator import Emulator, build_emulator_nets, emulate
+from magan.emulator import Emulator, build_emulator_nets, cast_floats, emulate
 from magan.io import write_metrics
+from magan.parallel import data_mesh, replicate, shard_batch, to_local
 from magan.progress import format_metrics, progress_bar
 from magan.simulators import Simulator
 from magan.space import ParameterSpace
@@ -41,31 +43,35 @@ __all__ = ["train_emulator", "SimulationFeeder", "siamese_loss", "emulator_loss"
 
 # ---------------------------------------------------------------------- losses
 def siamese_loss(params_s, graphdef_s, x1, x2, fake, unit, r1_gamma, aux_weight, do_r1=True,
-                 cond=None):
+                 cond=None, compute_dtype=jnp.float32):
     """S's loss: genuine pairs -> 1, (simulation, emulation) pairs -> 0, plus R1 and regression.
 
     Shapes: x1, x2, fake (B, H, W, C); unit (B, P) the parameters S regresses; cond (B, K) unit-cube
     per-event conditions or None. ``do_r1`` (traced bool) switches the R1 term,
     whose double backward pass costs three times the rest of the loss: the training step applies
     it every ``r1_every`` steps with ``r1_gamma`` scaled up to match (lazy regularisation,
-    StyleGAN2). Returns (loss, metrics dict).
+    StyleGAN2). ``compute_dtype`` bfloat16: S runs in bfloat16, losses in float32.
+    Returns (loss, metrics dict).
     """
+    if compute_dtype != jnp.float32:
+        params_s, x1, x2, fake = cast_floats((params_s, x1, x2, fake), compute_dtype)
+        cond = None if cond is None else cond.astype(compute_dtype)
     s = nnx.merge(graphdef_s, params_s)
     f1, f2, ff = s.branch(x1, cond), s.branch(x2, cond), s.branch(fake, cond)
-    real = s.pair_logit_from_features(f1, f2)
-    fake_logit = s.pair_logit_from_features(f1, ff)
+    real = s.pair_logit_from_features(f1, f2).astype(jnp.float32)
+    fake_logit = s.pair_logit_from_features(f1, ff).astype(jnp.float32)
     adv = jax.nn.softplus(-real).mean() + jax.nn.softplus(fake_logit).mean()
-    aux = 0.5 * (jnp.mean((s.regress_from_features(f1) - unit) ** 2)
-                 + jnp.mean((s.regress_from_features(f2) - unit) ** 2))
+    aux = 0.5 * (jnp.mean((s.regress_from_features(f1).astype(jnp.float32) - unit) ** 2)
+                 + jnp.mean((s.regress_from_features(f2).astype(jnp.float32) - unit) ** 2))
 
     def real_sum(a, b):
-        return nnx.merge(graphdef_s, params_s).pair_logit(a, b, cond).sum()
+        return nnx.merge(graphdef_s, params_s).pair_logit(a, b, cond).astype(jnp.float32).sum()
 
     def r1_penalty():
-        ga, gb = jax.grad(real_sum, argnums=(0, 1))(x1, x2)
+        ga, gb = (g.astype(jnp.float32) for g in jax.grad(real_sum, argnums=(0, 1))(x1, x2))
         return jnp.mean(jnp.sum(ga ** 2, axis=(1, 2, 3)) + jnp.sum(gb ** 2, axis=(1, 2, 3)))
 
-    r1 = jax.lax.cond(do_r1, r1_penalty, lambda: jnp.zeros((), x1.dtype))
+    r1 = jax.lax.cond(do_r1, r1_penalty, lambda: jnp.zeros((), jnp.float32))
     loss = adv + aux_weight * aux + 0.5 * r1_gamma * r1
     acc = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake_logit < 0))
     return loss, {"loss_siamese": adv, "aux_sim": aux, "r1": r1, "siamese_acc": acc}
@@ -87,28 +93,34 @@ def energy_score(e1, e2, x1, x2):
 
 def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key, aux_weight,
                   energy_weight, adversarial_weight=1.0, n_params=None, cond_phys=None,
-                  feature_fn=None, feature_weight=0.0):
+                  feature_fn=None, feature_weight=0.0, compute_dtype=jnp.float32):
     """E's loss: fool S on (x1, E(unit)) pairs, let S's regression head read the parameters back,
     (if ``energy_weight`` > 0) the energy score of two emulations against (x1, x2) in the networks'
     space and (if ``feature_weight`` > 0) the energy score of their high-level features.
 
     ``unit`` (B, P + K) is E's conditioning (parameters, then conditions); the first ``n_params``
     columns are the parameters (all when ``None``). ``feature_fn(x_net, cond_phys) -> (B, F)``
-    maps network-space images to standardised physical features.
+    maps network-space images to standardised physical features. With ``compute_dtype``
+    bfloat16 the networks run in bfloat16 and the scores in float32.
     """
     p = unit.shape[1] if n_params is None else n_params
     cond = unit[:, p:] if unit.shape[1] > p else None
     k1, k2 = jax.random.split(key)
-    fake = emulate(graphdef_e, params_e, unit, k1)
-    s = nnx.merge(graphdef_s, params_s)
-    f1 = jax.lax.stop_gradient(s.branch(x1, cond))
-    ff = s.branch(fake, cond)
-    adv = jax.nn.softplus(-s.pair_logit_from_features(f1, ff)).mean()
-    aux = jnp.mean((s.regress_from_features(ff) - unit[:, :p]) ** 2)
+    fake = emulate(graphdef_e, params_e, unit, k1, compute_dtype)
+    low = compute_dtype != jnp.float32
+    s = nnx.merge(graphdef_s, cast_floats(params_s, compute_dtype) if low else params_s)
+
+    def branch(x):
+        return s.branch(x.astype(compute_dtype), None if cond is None else cond.astype(compute_dtype))
+
+    f1 = jax.lax.stop_gradient(branch(x1))
+    ff = branch(fake)
+    adv = jax.nn.softplus(-s.pair_logit_from_features(f1, ff).astype(jnp.float32)).mean()
+    aux = jnp.mean((s.regress_from_features(ff).astype(jnp.float32) - unit[:, :p]) ** 2)
     metrics = {"loss_emulator": adv, "aux_emu": aux}
     loss = adversarial_weight * adv + aux_weight * aux
     if energy_weight > 0 or feature_weight > 0:
-        fake2 = emulate(graphdef_e, params_e, unit, k2)
+        fake2 = emulate(graphdef_e, params_e, unit, k2, compute_dtype)
     if energy_weight > 0:
         es = energy_score(fake, fake2, x1, x2)
         metrics["energy_score"] = es
@@ -122,20 +134,25 @@ def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key,
 
 # ------------------------------------------------------------------- the step
 def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
+    dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(cfg.compute_dtype)
+    if dtype is None:
+        raise ValueError(f"PretrainConfig.compute_dtype {cfg.compute_dtype!r} is not 'float32' or "
+                         "'bfloat16'.")
+
     def step(state, unit, cond_phys, x1, x2, key):
         k_fake, k_e = jax.random.split(key)
-        fake = emulate(ge, state["e"], unit, k_fake)
+        fake = emulate(ge, state["e"], unit, k_fake, dtype)
         do_r1 = state["step"] % cfg.r1_every == 0
         cond = unit[:, n_params:] if unit.shape[1] > n_params else None
         (_, m_s), g_s = jax.value_and_grad(siamese_loss, has_aux=True)(
             state["s"], gs, x1, x2, jax.lax.stop_gradient(fake), unit[:, :n_params],
-            cfg.r1_gamma * cfg.r1_every, cfg.aux_weight, do_r1, cond)
+            cfg.r1_gamma * cfg.r1_every, cfg.aux_weight, do_r1, cond, dtype)
         upd, opt_s = tx_s.update(g_s, state["opt_s"], state["s"])
         params_s = optax.apply_updates(state["s"], upd)
         (_, (m_e, _)), g_e = jax.value_and_grad(emulator_loss, has_aux=True)(
             state["e"], ge, params_s, gs, x1, x2, unit, k_e, cfg.aux_weight, cfg.energy_weight,
             cfg.adversarial_weight, n_params, cond_phys, feature_fn,
-            cfg.feature_weight if feature_fn is not None else 0.0)
+            cfg.feature_weight if feature_fn is not None else 0.0, dtype)
         upd, opt_e = tx_e.update(g_e, state["opt_e"], state["e"])
         params_e = optax.apply_updates(state["e"], upd)
         ema = optax.incremental_update(params_e, state["ema"], 1.0 - cfg.ema_decay)
@@ -249,7 +266,8 @@ def _standardised_features(features, transform: ImageTransform, simulator, space
 
 def train_emulator(simulator: Simulator, space: ParameterSpace, config: PretrainConfig | None = None,
                    *, seed: int = 0, workdir=None, progress: bool | None = None,
-                   transform: ImageTransform | None = None, features=None) -> Emulator:
+                   transform: ImageTransform | None = None, features=None,
+                   devices=None) -> Emulator:
     """Pre-train an emulator of ``simulator`` over ``space`` (and its per-event conditions).
 
     Args:
@@ -269,6 +287,9 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
       workdir: if given, the emulator is saved to ``workdir/emulator`` at the end and the metrics to
         ``workdir/pretrain_metrics.json``.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
+      devices: the devices the batch is split over (data parallel, parameters replicated;
+        default every device of every process, see :mod:`magan.parallel`). ``batch_size`` must
+        be a multiple of their number.
     Returns:
       The trained :class:`~magan.Emulator`; ``emulator.info["pretrain"]`` holds the metric history
       and timings.
@@ -301,14 +322,28 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
 
     tx_e = optax.adam(rate(cfg.lr_emulator), b1=cfg.beta1, b2=cfg.beta2)
     tx_s = optax.adam(rate(cfg.lr_siamese), b1=cfg.beta1, b2=cfg.beta2)
+    mesh = data_mesh(devices)
+    n_proc = jax.process_count()
+    if cfg.batch_size % mesh.size:
+        raise ValueError(f"PretrainConfig.batch_size = {cfg.batch_size} must be a multiple of the "
+                         f"{mesh.size} devices it is split over; use e.g. "
+                         f"{mesh.size * max(1, round(cfg.batch_size / mesh.size))}.")
     state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
              "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
+    state = replicate(state, mesh)
     step = _make_step(cfg, ge, gs, tx_e, tx_s, space.dim, feature_fn)
     key = jax.random.key(seed)
-
+    per_call = cfg.steps_per_call if simulator.traceable else 1
+    if per_call < 1 or cfg.log_every % per_call:
+        raise ValueError(f"PretrainConfig.steps_per_call = {cfg.steps_per_call} must be >= 1 and "
+                         f"divide log_every = {cfg.log_every}.")
     if simulator.traceable:
-        def sim_step(state, key):
-            ku, k1, k2, ks = jax.random.split(key, 4)
+        data = NamedSharding(mesh, PartitionSpec("data"))
+
+        def sim_step(state, _):
+            # the step's key follows from the step counter alone, so several steps per dispatch
+            # (lax.scan) give exactly the result of one step per dispatch
+            ku, k1, k2, ks = jax.random.split(jax.random.fold_in(key, state["step"]), 4)
             unit = jax.random.uniform(ku, (cfg.batch_size, space.dim + k_cond))
             params = space.from_unit_jax(unit[:, :space.dim])
             if conditions is None:
@@ -318,13 +353,21 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
                 cond = c = conditions.from_unit_jax(unit[:, space.dim:])
             x1 = transform.forward(simulator.simulate_jax(k1, params, c), c, xp=jnp)
             x2 = transform.forward(simulator.simulate_jax(k2, params, c), c, xp=jnp)
+            unit, cond, x1, x2 = (jax.lax.with_sharding_constraint(a, data)
+                                  for a in (unit, cond, x1, x2))
             return step(state, unit, cond, x1, x2, ks)
 
-        jstep = jax.jit(sim_step, donate_argnums=(0,))
+        def many_steps(state):
+            return jax.lax.scan(sim_step, state, None, length=per_call)
+
+        jstep = jax.jit(many_steps, donate_argnums=(0,))
         feeder = None
     else:
         jstep = jax.jit(step, donate_argnums=(0,))
-        feeder = SimulationFeeder(simulator, space, cfg.batch_size, seed, cfg.prefetch, transform)
+        # each process simulates its own share of the batch from its own stream
+        feeder = SimulationFeeder(simulator, space, cfg.batch_size // n_proc,
+                                  seed if n_proc == 1 else [seed, jax.process_index()],
+                                  cfg.prefetch, transform)
 
     history: list[dict] = []
     pending: list = []
@@ -332,38 +375,51 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     t_compile = None
     bar = progress_bar(cfg.steps, "pre-training", progress)
     try:
-        for i in range(cfg.steps):
-            k = jax.random.fold_in(key, i)
+        i = 0
+        while i < cfg.steps:
             if feeder is None:
-                state, metrics = jstep(state, k)
+                n_now = min(per_call, cfg.steps - i)
+                if n_now != per_call:  # the last, shorter call (compiled once more)
+                    jstep = jax.jit(lambda st, n=n_now: jax.lax.scan(sim_step, st, None,
+                                                                     length=n),
+                                    donate_argnums=(0,))
+                state, metrics = jstep(state)
             else:
-                unit, cond, x1, x2 = feeder.next()
-                state, metrics = jstep(state, unit, cond, x1, x2, k)
+                n_now = 1
+                batch = shard_batch(feeder.next(), mesh)
+                state, metrics = jstep(state, *batch, jax.random.fold_in(key, i))
+                metrics = jax.tree.map(lambda v: v[None], metrics)
             pending.append(metrics)
             if i == 0:
                 jax.block_until_ready(state)
                 t_compile = time.perf_counter() - t_start
-            if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
+            i += n_now
+            if i % cfg.log_every == 0 or i == cfg.steps:
                 host = jax.device_get(pending)  # the loop's only host sync
-                mean = {k_: float(np.mean([m[k_] for m in host])) for k_ in host[0]}
+                n_host = sum(len(next(iter(m.values()))) for m in host)
+                mean = {k_: float(np.mean(np.concatenate([m[k_] for m in host])))
+                        for k_ in host[0]}
                 if not all(np.isfinite(v) for v in mean.values()):
                     raise FloatingPointError(
-                        f"Non-finite pre-training loss at step {i + 1}: {mean}. Lower the learning "
+                        f"Non-finite pre-training loss at step {i}: {mean}. Lower the learning "
                         "rates or raise r1_gamma; check the simulator's output scale.")
-                history.append({"step": i + 1, **mean})
+                history.append({"step": i, **mean})
                 pending = []
                 bar.set_postfix(format_metrics(mean), refresh=False)
-                bar.update(len(host))
+                bar.update(n_host)
     finally:
         bar.close()
         if feeder is not None:
             feeder.close()
     jax.block_until_ready(state)
+    state = to_local(state)
     total = time.perf_counter() - t_start
     timing = {"total_s": total, "first_step_s": t_compile,
               "steps_per_s": (cfg.steps - 1) / max(total - (t_compile or 0.0), 1e-9)}
+    timing["devices"] = mesh.size
     if feeder is not None:
-        timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s)
+        timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s,
+                      simulator_overlap=1.0 - feeder.wait_s / max(feeder.sim_s, 1e-9))
     info = {"simulator": simulator.name, "seed": seed, "config": dataclasses.asdict(cfg),
             "pretrain": {"timing": timing, "history": history}}
     emulator = Emulator(space, simulator.image_shape, net, state["ema"], state["s"],

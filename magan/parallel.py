@@ -1,0 +1,82 @@
+"""Beyond one device, on JAX's own engine: a data-parallel mesh and multi-host start-up.
+
+Pre-training is data parallel: a :class:`jax.sharding.Mesh` with one axis ``"data"`` over every
+device of every process; each step's batch is split along ``"data"`` and the parameters and
+optimiser states are replicated. The step itself is the same jitted function as on one device;
+XLA's SPMD partitioner inserts the gradient all-reduce. So a run's result does not depend on the
+device count beyond floating-point summation order (tests/test_parallel.py checks 4 forced CPU
+devices against 1).
+
+Several hosts: call :func:`initialize` first (``magan`` commands do). It runs
+``jax.distributed.initialize()`` when the environment describes a multi-process job (Slurm with
+more than one task, or ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` set,
+which JAX reads itself) and does nothing otherwise. Every process then simulates its share of the
+batch (``batch_size / process_count`` points, its own random stream), and only process 0 writes
+files (:func:`is_main_process`, honoured by :mod:`magan.io` and the figures).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["initialize", "is_main_process", "data_mesh", "shard_batch", "replicate",
+           "to_local"]
+
+_initialized = False
+
+
+def _multi_process_env() -> bool:
+    if os.environ.get("JAX_COORDINATOR_ADDRESS"):
+        return True
+    try:
+        return int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ
+    except ValueError:
+        return False
+
+
+def initialize() -> bool:
+    """Start JAX's multi-process runtime when the environment asks for it; True if it did."""
+    global _initialized
+    if _initialized or not _multi_process_env():
+        return False
+    jax.distributed.initialize()
+    _initialized = True
+    return True
+
+
+def is_main_process() -> bool:
+    """True on process 0 (and in every single-process run): the one that writes files."""
+    return jax.process_index() == 0
+
+
+def data_mesh(devices=None) -> Mesh:
+    """A 1-D mesh with axis ``"data"`` over ``devices`` (default: all devices of all processes)."""
+    devs = np.asarray(jax.devices() if devices is None else devices)
+    return Mesh(devs.reshape(-1), ("data",))
+
+
+def replicate(tree, mesh: Mesh):
+    """Place every array of ``tree`` on every device of ``mesh``."""
+    return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
+
+
+def shard_batch(arrays, mesh: Mesh):
+    """Split each array's first axis over ``"data"``. With several processes each passes its own
+    rows (process-local data) and gets the global array back."""
+    sharding = NamedSharding(mesh, PartitionSpec("data"))
+    if jax.process_count() == 1:
+        return jax.device_put(tuple(arrays), sharding)
+    return tuple(jax.make_array_from_process_local_data(sharding, np.asarray(a)) for a in arrays)
+
+
+def to_local(tree):
+    """Bring (replicated) arrays back as ordinary single-device arrays."""
+    def local(a):
+        return jax.numpy.asarray(np.asarray(a.addressable_data(0)) if hasattr(a, "addressable_data")
+                                 else np.asarray(a))
+
+    return jax.tree.map(local, tree)
