@@ -294,6 +294,10 @@ def main(argv=None) -> int:
         print(__version__)
         return 0
     try:
+        if args.command in ("study", "fit", "validate"):
+            from magan.parallel import initialize
+
+            initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
         if args.command == "study":
             if args.study in ("line", "calorimeter"):
                 return _cmd_study(args)

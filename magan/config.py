@@ -43,6 +43,7 @@ class PretrainConfig:
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
     steps_per_call: int = 10  # JAX-traceable simulators: steps per dispatch (lax.scan)
     compute_dtype: str = "float32"  # "bfloat16": mixed precision (float32 parameters; GPU/TPU)
+    checkpoint_every: int = 500  # steps between checkpoints in WORKDIR/checkpoints (0: none)
 
 
 @dataclass(frozen=True)

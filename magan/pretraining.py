@@ -29,6 +29,8 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
+from magan.checkpoints import RunCheckpoints, set_rng_state
+from magan.checkpoints import rng_state as rng_state_of
 from magan.config import PretrainConfig
 from magan.emulator import Emulator, build_emulator_nets, cast_floats, emulate
 from magan.io import write_metrics
@@ -192,10 +194,13 @@ class SimulationFeeder:
     """
 
     def __init__(self, simulator: Simulator, space: ParameterSpace, batch_size: int, seed: int,
-                 prefetch: int = 4, transform=None):
+                 prefetch: int = 4, transform=None, rng_state: dict | None = None):
         self.simulator, self.space, self.batch_size = simulator, space, batch_size
         self.transform = transform or IdentityTransform()
         self.rng = np.random.default_rng(seed)
+        if rng_state is not None:  # resuming: continue the stream where the checkpoint left it
+            set_rng_state(self.rng, rng_state)
+        self.state_after_last = rng_state_of(self.rng)  # the stream's state after the last batch
         self.queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         self.stop = threading.Event()
         self.sim_s = 0.0
@@ -204,8 +209,9 @@ class SimulationFeeder:
         self.thread.start()
 
     def _make(self):
-        return draw_training_batch(self.simulator, self.space, self.rng, self.batch_size,
-                                   self.transform)
+        batch = draw_training_batch(self.simulator, self.space, self.rng, self.batch_size,
+                                    self.transform)
+        return batch, rng_state_of(self.rng)
 
     def _run(self):
         while not self.stop.is_set():
@@ -231,7 +237,8 @@ class SimulationFeeder:
         if isinstance(item, BaseException):
             self.close()
             raise item
-        return item
+        batch, self.state_after_last = item
+        return batch
 
     def close(self):
         self.stop.set()
@@ -337,6 +344,17 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     if per_call < 1 or cfg.log_every % per_call:
         raise ValueError(f"PretrainConfig.steps_per_call = {cfg.steps_per_call} must be >= 1 and "
                          f"divide log_every = {cfg.log_every}.")
+    ckpt = None
+    start, history, feeder_state = 0, [], None
+    if workdir is not None and cfg.checkpoint_every > 0:
+        ckpt = RunCheckpoints(workdir, "pretrain", {
+            "config": dataclasses.asdict(cfg), "seed": seed, "simulator": simulator.name,
+            "space": space.to_dict(), "conditions": None if conditions is None else
+            conditions.to_dict(), "transform": transform.to_dict(), "devices": mesh.size})
+        found = ckpt.restore(state)
+        if found is not None:
+            start, state, record = found
+            history, feeder_state = record["history"], record.get("feeder_rng")
     if simulator.traceable:
         data = NamedSharding(mesh, PartitionSpec("data"))
 
@@ -367,15 +385,16 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         # each process simulates its own share of the batch from its own stream
         feeder = SimulationFeeder(simulator, space, cfg.batch_size // n_proc,
                                   seed if n_proc == 1 else [seed, jax.process_index()],
-                                  cfg.prefetch, transform)
+                                  cfg.prefetch, transform, rng_state=feeder_state)
 
-    history: list[dict] = []
     pending: list = []
     t_start = time.perf_counter()
     t_compile = None
     bar = progress_bar(cfg.steps, "pre-training", progress)
+    bar.update(start)
+    last_good = start if start else None
     try:
-        i = 0
+        i = start
         while i < cfg.steps:
             if feeder is None:
                 n_now = min(per_call, cfg.steps - i)
@@ -390,7 +409,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
                 state, metrics = jstep(state, *batch, jax.random.fold_in(key, i))
                 metrics = jax.tree.map(lambda v: v[None], metrics)
             pending.append(metrics)
-            if i == 0:
+            if t_compile is None:
                 jax.block_until_ready(state)
                 t_compile = time.perf_counter() - t_start
             i += n_now
@@ -400,22 +419,32 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
                 mean = {k_: float(np.mean(np.concatenate([m[k_] for m in host])))
                         for k_ in host[0]}
                 if not all(np.isfinite(v) for v in mean.values()):
+                    kept = (f" The last good checkpoint (step {last_good}) is kept in "
+                            f"{ckpt.directory}; rerunning resumes from it." if last_good else "")
                     raise FloatingPointError(
                         f"Non-finite pre-training loss at step {i}: {mean}. Lower the learning "
-                        "rates or raise r1_gamma; check the simulator's output scale.")
+                        "rates or raise r1_gamma; check the simulator's output scale." + kept)
                 history.append({"step": i, **mean})
                 pending = []
                 bar.set_postfix(format_metrics(mean), refresh=False)
                 bar.update(n_host)
+                # at the first metric fetch at or after every checkpoint_every steps, and at the end
+                if ckpt is not None and (i // cfg.checkpoint_every > (last_good or 0)
+                                         // cfg.checkpoint_every or i == cfg.steps):
+                    ckpt.save(i, state, {"history": history, "feeder_rng": None if feeder is None
+                                         else feeder.state_after_last})
+                    last_good = i
     finally:
         bar.close()
         if feeder is not None:
             feeder.close()
+        if ckpt is not None:
+            ckpt.close()
     jax.block_until_ready(state)
     state = to_local(state)
     total = time.perf_counter() - t_start
-    timing = {"total_s": total, "first_step_s": t_compile,
-              "steps_per_s": (cfg.steps - 1) / max(total - (t_compile or 0.0), 1e-9)}
+    timing = {"total_s": total, "first_step_s": t_compile, "resumed_from_step": start,
+              "steps_per_s": (cfg.steps - start - 1) / max(total - (t_compile or 0.0), 1e-9)}
     timing["devices"] = mesh.size
     if feeder is not None:
         timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s,
