@@ -168,8 +168,11 @@ def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
 # -------------------------------------------------------------- host feeding
 def draw_training_batch(simulator: Simulator, space: ParameterSpace, rng: np.random.Generator,
                         n: int, transform=None):
-    """One host batch ``(unit (n, P + K), cond (n, K), x1, x2)``; see :class:`SimulationFeeder`."""
+    """One host batch ``(unit (n, P + K), cond (n, K), x1, x2)``; see :class:`SimulationFeeder`.
+    A simulator with its own ``training_batch`` (a :class:`~magan.BankSimulator`) supplies it."""
     transform = transform or IdentityTransform()
+    if hasattr(simulator, "training_batch"):
+        return simulator.training_batch(rng, space, n, transform)
     conditions = simulator.conditions
     k = 0 if conditions is None else conditions.dim
     unit = rng.random((n, space.dim + k))
