@@ -41,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     line.add_argument("--emulator", default=None,
                       help="folder of a trained emulator to reuse instead of pre-training")
     line.add_argument("--out", default="runs/line", help="run folder (default runs/line)")
+    line.add_argument("--train-from", default=None,
+                      help="pre-train from bank:FILE.h5|FILE.npz (a BankSimulator file: params, "
+                           "images) or command:'PROGRAM {params} {out} {seed}' (an external "
+                           "program) instead of the in-process simulator")
     _add_common(line)
 
     calo = study_sub.add_parser(
@@ -118,8 +122,11 @@ def _cmd_study(args) -> int:
         from magan.studies.calorimeter_simulator import CALO_SPACE as space
 
     truth = space.parse(args.truth) if args.truth else None
+    extra = {}
+    if getattr(args, "train_from", None):
+        extra["training_simulator"] = _training_source(args.train_from, space)
     summary = study.run(args.preset, truth=truth, emulator=args.emulator, out=args.out,
-                        seed=args.seed, progress=False if args.quiet else None)
+                        seed=args.seed, progress=False if args.quiet else None, **extra)
     names = summary["parameters"]
     w = max(8, *(len(n) for n in names))
     print(f"{'param':>{w}} {'truth':>9} {'fit':>9} {'+-':>7} {'err % range':>12}")
@@ -135,6 +142,22 @@ def _cmd_study(args) -> int:
           f"(floor {summary['closure']['floor']['mean_image_rel']:.4f})")
     print(f"total {summary['timings_s']['total_s']:.0f} s; results in {args.out}/")
     return 0
+
+
+def _training_source(spec: str, space):
+    """A BankSimulator or CommandSimulator from ``bank:FILE`` or ``command:CMD``."""
+    kind, _, value = spec.partition(":")
+    if kind == "bank" and value:
+        from magan.bank import BankSimulator
+
+        return BankSimulator.load(value, space)
+    if kind == "command" and value:
+        from magan.command_simulator import CommandSimulator
+        from magan.studies.line_simulator import IMAGE_SHAPE
+
+        return CommandSimulator(value, IMAGE_SHAPE)
+    raise ValueError(f"--train-from {spec!r}: give bank:FILE.h5 or command:'PROGRAM {{params}} "
+                     "{out} {seed}'.")
 
 
 def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):

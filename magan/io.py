@@ -135,7 +135,10 @@ def load_array(spec: str) -> np.ndarray:
         import h5py
 
         with h5py.File(path, "r") as f:
-            return np.asarray(f[_pick_key(path, list(f.keys()), key, "dataset", "DATASET")])
+            datasets: list[str] = []
+            f.visititems(lambda name, obj: datasets.append(name)
+                         if isinstance(obj, h5py.Dataset) else None)  # nested paths too
+            return np.asarray(f[_pick_key(path, datasets, key.strip("/"), "dataset", "DATASET")])
     raise ValueError(f"Cannot read {path}: use .npy, .npz or .h5/.hdf5.")
 
 

@@ -157,17 +157,24 @@ class ParameterSpace:
         arr = self.check(values)
         lin = (arr - self.low) / self.width
         if self._log.any():
-            log = np.log(np.where(self._log, arr, 1.0) / self.low) / np.log(self.high / self.low)
+            lo, hi = self._log_bounds()  # 1 and e on linear columns: no warnings from the mask
+            log = np.log(np.where(self._log, arr, 1.0) / lo) / np.log(hi / lo)
             lin = np.where(self._log, log, lin)
         return lin
 
+    def _log_bounds(self):
+        return np.where(self._log, self.low, 1.0), np.where(self._log, self.high, np.e)
+
     def from_unit(self, unit) -> np.ndarray:
-        """Unit-cube values (N, P) -> physical values (N, P). Values are not clipped."""
+        """Unit-cube values (N, P) -> physical values (N, P). Values outside [0, 1] map outside
+        the bounds (not clipped); values inside never leave them by rounding."""
         u = np.asarray(unit, dtype=np.float64)
         out = self.low + u * self.width
         if self._log.any():
-            out = np.where(self._log, self.low * (self.high / self.low) ** u, out)
-        return out
+            lo, hi = self._log_bounds()
+            out = np.where(self._log, lo * (hi / lo) ** u, out)
+        inside = (u >= 0) & (u <= 1)
+        return np.where(inside, np.clip(out, self.low, self.high), out)
 
     def from_unit_jax(self, unit):
         """:meth:`from_unit` for traced JAX arrays (inside jit), float32."""
@@ -211,9 +218,11 @@ class ParameterSpace:
             raise ValueError(f"Missing parameter(s) {missing}; give all of {list(self.names)}.")
         return self.check([given[n] for n in self.names], what="--params")[0]
 
-    def format(self, values) -> str:
-        """Inverse of :meth:`parse` for one point."""
-        return ",".join(f"{n}={float(v):.6g}" for n, v in zip(self.names, np.ravel(values)))
+    def format(self, values, digits: int | None = None) -> str:
+        """Inverse of :meth:`parse` for one point: the shortest exact decimal form of each value
+        (so a value at a bound stays inside it), or ``digits`` significant digits for display."""
+        return ",".join(f"{n}={float(v)!r}" if digits is None else f"{n}={float(v):.{digits}g}"
+                        for n, v in zip(self.names, np.ravel(values)))
 
     def to_dict(self) -> dict:
         """JSON-ready description; :meth:`from_dict` restores it."""

@@ -320,7 +320,7 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
                                                                conditions=e_grid)),
                      "emulated": side_view(emu.sample(pts, e_grid, seed=seed))},
                     out / "samples.png",
-                    titles=[f"{e[0] / 1000:.0f} GeV\n" + CALO_SPACE.format(p).replace(",", "\n")
+                    titles=[f"{e[0] / 1000:.0f} GeV\n" + CALO_SPACE.format(p, 3).replace(",", "\n")
                             for p, e in zip(pts, e_grid)])
     plot_fit(CALO_SPACE.names, result.samples, out / "fit.png", truth=truth, start=result.start,
              bounds=(CALO_SPACE.low, CALO_SPACE.high))

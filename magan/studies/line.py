@@ -63,7 +63,8 @@ def study_preset(name: str) -> LineStudyConfig:
 
 
 def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
-        out="runs/line", seed: int = 0, progress: bool | None = None) -> dict:
+        out="runs/line", seed: int = 0, progress: bool | None = None,
+        training_simulator=None) -> dict:
     """Run the line study end to end; returns the summary dict (also in ``OUT/summary.json``).
 
     Args:
@@ -72,6 +73,9 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
       emulator: a trained :class:`~magan.Emulator` or the path of one; ``None`` pre-trains.
       out: the run folder.
       seed: seeds pre-training, targets and the fit.
+      training_simulator: pre-train from this simulator instead of the in-process one, e.g. a
+        :class:`~magan.BankSimulator` of offline simulations or a
+        :class:`~magan.CommandSimulator`; targets, fit and checks still use the in-process one.
     """
     cfg = study_preset(preset) if isinstance(preset, str) else preset
     truth = LINE_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
@@ -80,8 +84,8 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if emulator is None:
-        emu = train_emulator(simulator, LINE_SPACE, cfg.pretrain, seed=seed, workdir=out,
-                             progress=progress)
+        emu = train_emulator(training_simulator or simulator, LINE_SPACE, cfg.pretrain,
+                             seed=seed, workdir=out, progress=progress)
         timings["pretrain_s"] = time.perf_counter() - t0
     else:
         emu = reuse_emulator(emulator, out, "line", LINE_SPACE)
@@ -136,7 +140,7 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     pts = LINE_SPACE.sample(grid_rng, 8)
     plot_image_grid({"simulated": simulator.simulate(grid_rng, pts, LINE_SPACE),
                      "emulated": emu.sample(pts, seed=seed)}, out / "samples.png",
-                    titles=[LINE_SPACE.format(p).replace(",", "\n") for p in pts])
+                    titles=[LINE_SPACE.format(p, 3).replace(",", "\n") for p in pts])
     plot_fit(LINE_SPACE.names, result.samples, out / "fit.png", truth=truth, start=result.start,
              bounds=(LINE_SPACE.low, LINE_SPACE.high))
     timings["total_s"] = time.perf_counter() - t0
