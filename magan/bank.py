@@ -107,8 +107,10 @@ class BankSimulator(Simulator):
                 np.asarray(transform.forward(self.images[i2], cond), np.float32))
 
     # ------------------------------------------------------------ nearest-point simulate
-    def simulate(self, rng: np.random.Generator, params, space=None, *, conditions=None):
-        """Images of the nearest bank point (unit-cube distance) to each requested row."""
+    def simulate(self, rng: np.random.Generator, params, space=None, *, conditions=None,
+                 allow_nonfinite: bool = False):
+        """Images of the nearest bank point (unit-cube distance) to each requested row (the bank
+        holds only finite images)."""
         params = np.asarray(params, np.float64)
         args = self._call_args(params, conditions, params.shape[0])
         unit = self.space.to_unit(params)

@@ -64,7 +64,8 @@ class CommandSimulator(Simulator):
         self.name = name or Path(args[0]).name
         self.calls = 0
 
-    def simulate(self, rng: np.random.Generator, params, space=None, *, conditions=None):
+    def simulate(self, rng: np.random.Generator, params, space=None, *, conditions=None,
+                 allow_nonfinite: bool = False):
         params = np.asarray(params, np.float64)
         call = self._call_args(params, conditions, params.shape[0])
         seed = int(rng.integers(0, 2**31 - 1))
@@ -101,4 +102,4 @@ class CommandSimulator(Simulator):
             except ValueError as err:
                 raise SimulatorError(f"{self.name}: the {{out}} file is not a readable .npy array "
                                      f"({err}).") from None
-        return self.check_output(images, params, space)
+        return self.check_output(images, params, space, allow_nonfinite)

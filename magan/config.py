@@ -44,6 +44,7 @@ class PretrainConfig:
     steps_per_call: int = 10  # JAX-traceable simulators: steps per dispatch (lax.scan)
     compute_dtype: str = "float32"  # "bfloat16": mixed precision (float32 parameters; GPU/TPU)
     checkpoint_every: int = 500  # steps between checkpoints in WORKDIR/checkpoints (0: none)
+    on_nonfinite: str = "stop"  # simulator NaN/inf: "stop" (error naming the parameters) or "drop"
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import dataclasses
 import queue
 import threading
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +37,7 @@ from magan.emulator import Emulator, build_emulator_nets, cast_floats, emulate
 from magan.io import write_metrics
 from magan.parallel import data_mesh, replicate, shard_batch, to_local
 from magan.progress import format_metrics, progress_bar
-from magan.simulators import Simulator
+from magan.simulators import Simulator, SimulatorError
 from magan.space import ParameterSpace
 from magan.transforms import IdentityTransform, ImageTransform
 
@@ -167,19 +168,42 @@ def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
 
 # -------------------------------------------------------------- host feeding
 def draw_training_batch(simulator: Simulator, space: ParameterSpace, rng: np.random.Generator,
-                        n: int, transform=None):
+                        n: int, transform=None, on_nonfinite: str = "stop", dropped=None):
     """One host batch ``(unit (n, P + K), cond (n, K), x1, x2)``; see :class:`SimulationFeeder`.
-    A simulator with its own ``training_batch`` (a :class:`~magan.BankSimulator`) supplies it."""
+    A simulator with its own ``training_batch`` (a :class:`~magan.BankSimulator`) supplies it.
+
+    ``on_nonfinite``: ``"stop"`` raises :class:`~magan.SimulatorError` naming the parameters of
+    the first NaN/inf image; ``"drop"`` replaces such points by new draws (up to 10 rounds) and
+    adds their number to ``dropped[0]``."""
     transform = transform or IdentityTransform()
     if hasattr(simulator, "training_batch"):
         return simulator.training_batch(rng, space, n, transform)
+    if on_nonfinite not in ("stop", "drop"):
+        raise ValueError(f"on_nonfinite must be 'stop' or 'drop', got {on_nonfinite!r}.")
     conditions = simulator.conditions
     k = 0 if conditions is None else conditions.dim
     unit = rng.random((n, space.dim + k))
     params = space.from_unit(unit[:, :space.dim])
     cond = None if conditions is None else conditions.from_unit(unit[:, space.dim:])
-    x1 = simulator.simulate(rng, params, space, conditions=cond)
-    x2 = simulator.simulate(rng, params, space, conditions=cond)
+    drop = on_nonfinite == "drop"
+    x1 = simulator.simulate(rng, params, space, conditions=cond, allow_nonfinite=drop)
+    x2 = simulator.simulate(rng, params, space, conditions=cond, allow_nonfinite=drop)
+    for round_ in range(11 if drop else 0):
+        bad = ~(np.isfinite(x1).reshape(n, -1).all(1) & np.isfinite(x2).reshape(n, -1).all(1))
+        if not bad.any():
+            break
+        if round_ == 10:
+            raise SimulatorError(f"{simulator.name} kept returning NaN or inf for {int(bad.sum())} "
+                                 "of the points redrawn 10 times (on_nonfinite='drop'); the "
+                                 f"last one was {space.format(params[np.argmax(bad)], 6)}.")
+        if dropped is not None:
+            dropped[0] += int(bad.sum())
+        unit[bad] = rng.random((int(bad.sum()), space.dim + k))
+        params = space.from_unit(unit[:, :space.dim])
+        cond = None if conditions is None else conditions.from_unit(unit[:, space.dim:])
+        sub_c = None if cond is None else cond[bad]
+        x1[bad] = simulator.simulate(rng, params[bad], space, conditions=sub_c, allow_nonfinite=True)
+        x2[bad] = simulator.simulate(rng, params[bad], space, conditions=sub_c, allow_nonfinite=True)
     cond32 = np.zeros((n, 0), np.float32) if cond is None else cond.astype(np.float32)
     return (unit.astype(np.float32), cond32, np.asarray(transform.forward(x1, cond), np.float32),
             np.asarray(transform.forward(x2, cond), np.float32))
@@ -197,8 +221,10 @@ class SimulationFeeder:
     """
 
     def __init__(self, simulator: Simulator, space: ParameterSpace, batch_size: int, seed: int,
-                 prefetch: int = 4, transform=None, rng_state: dict | None = None):
+                 prefetch: int = 4, transform=None, rng_state: dict | None = None,
+                 on_nonfinite: str = "stop"):
         self.simulator, self.space, self.batch_size = simulator, space, batch_size
+        self.on_nonfinite, self.dropped = on_nonfinite, [0]
         self.transform = transform or IdentityTransform()
         self.rng = np.random.default_rng(seed)
         if rng_state is not None:  # resuming: continue the stream where the checkpoint left it
@@ -213,7 +239,7 @@ class SimulationFeeder:
 
     def _make(self):
         batch = draw_training_batch(self.simulator, self.space, self.rng, self.batch_size,
-                                    self.transform)
+                                    self.transform, self.on_nonfinite, self.dropped)
         return batch, rng_state_of(self.rng)
 
     def _run(self):
@@ -388,7 +414,8 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         # each process simulates its own share of the batch from its own stream
         feeder = SimulationFeeder(simulator, space, cfg.batch_size // n_proc,
                                   seed if n_proc == 1 else [seed, jax.process_index()],
-                                  cfg.prefetch, transform, rng_state=feeder_state)
+                                  cfg.prefetch, transform, rng_state=feeder_state,
+                                  on_nonfinite=cfg.on_nonfinite)
 
     pending: list = []
     t_start = time.perf_counter()
@@ -449,6 +476,12 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     timing = {"total_s": total, "first_step_s": t_compile, "resumed_from_step": start,
               "steps_per_s": (cfg.steps - start - 1) / max(total - (t_compile or 0.0), 1e-9)}
     timing["devices"] = mesh.size
+    if feeder is not None and feeder.dropped[0]:
+        warnings.warn(f"{feeder.dropped[0]} simulations returned NaN or inf and were replaced by "
+                      "draws at new points (PretrainConfig.on_nonfinite='drop'); regions of the "
+                      "parameter space where the simulator fails are under-represented.",
+                      stacklevel=2)
+        timing["dropped_simulations"] = feeder.dropped[0]
     if feeder is not None:
         timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s,
                       simulator_overlap=1.0 - feeder.wait_s / max(feeder.sim_s, 1e-9))

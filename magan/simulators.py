@@ -76,8 +76,10 @@ class Simulator:
                              "vectors; give one row per event.")
         return params, cond
 
-    def check_output(self, images, params: np.ndarray, space=None) -> np.ndarray:
-        """Check a host batch: shape (N, H, W, C), real dtype, finite. Returns float32."""
+    def check_output(self, images, params: np.ndarray, space=None,
+                     allow_nonfinite: bool = False) -> np.ndarray:
+        """Check a host batch: shape (N, H, W, C), real dtype, finite (unless
+        ``allow_nonfinite``: the caller deals with NaN/inf rows). Returns float32."""
         arr = np.asarray(images)
         n = params.shape[0]
         shape = (n,) + self.image_shape
@@ -94,7 +96,7 @@ class Simulator:
             )
         arr = arr.astype(np.float32, copy=False)
         finite = np.isfinite(arr).reshape(n, -1).all(axis=1)
-        if not finite.all():
+        if not finite.all() and not allow_nonfinite:
             i = int(np.argmin(finite))
             named = (
                 space.format(params[i]) if space is not None else np.array2string(params[i])
@@ -130,12 +132,12 @@ class FunctionSimulator(Simulator):
         self.conditions = _check_conditions(conditions)
 
     def simulate(self, rng: np.random.Generator, params, space=None, *,
-                 conditions=None) -> np.ndarray:
+                 conditions=None, allow_nonfinite: bool = False) -> np.ndarray:
         """Run the wrapped function on (N, P) physical parameters (and (N, K) conditions when the
         simulator has them); returns checked float32 images (N, H, W, C)."""
         params = np.asarray(params, dtype=np.float64)
         args = self._call_args(params, conditions, params.shape[0])
-        return self.check_output(self.fn(rng, *args), params, space)
+        return self.check_output(self.fn(rng, *args), params, space, allow_nonfinite)
 
 
 class JaxSimulator(Simulator):
@@ -175,7 +177,7 @@ class JaxSimulator(Simulator):
         return out
 
     def simulate(self, rng: np.random.Generator, params, space=None, *,
-                 conditions=None) -> np.ndarray:
+                 conditions=None, allow_nonfinite: bool = False) -> np.ndarray:
         """Host-side call (used for closure checks and target sets); seeds a key from ``rng``."""
         import jax
 
@@ -183,4 +185,4 @@ class JaxSimulator(Simulator):
         args = self._call_args(params, conditions, params.shape[0])
         key = jax.random.key(int(rng.integers(0, 2**31 - 1)))
         out = np.asarray(self.simulate_jax(key, *(np.asarray(a, np.float32) for a in args)))
-        return self.check_output(out, params, space)
+        return self.check_output(out, params, space, allow_nonfinite)
