@@ -164,10 +164,10 @@ class PretrainStep:
         self.noise_dim, self.r1_gamma, self.r1_every = noise_dim, r1_gamma, r1_every
         self.aux_weight, self.energy_weight, self.ema_decay = aux_weight, energy_weight, ema_decay
         self.i = 0
-        self.s_loss = torch.compile(self._s_loss) if compile else self._s_loss
+        self.s_loss = torch.compile(self._s_loss, dynamic=False) if compile else self._s_loss
         # torch.compile (aot_autograd) cannot differentiate twice, which R1 needs: it stays eager
         self.s_loss_r1 = self._s_loss_r1
-        self.e_loss = torch.compile(self._e_loss) if compile else self._e_loss
+        self.e_loss = torch.compile(self._e_loss, dynamic=False) if compile else self._e_loss
 
     def emulate(self, unit):
         n = unit.shape[0]
@@ -221,3 +221,35 @@ class PretrainStep:
 
     def n_params(self):
         return sum(p.numel() for p in self.e.parameters()), sum(p.numel() for p in self.s.parameters())
+
+
+def main():
+    """``python scripts/torch_peer.py '{"param_dim": 4, "shape": [28, 28, 1], ...}'``: time the
+    step and print one JSON line (scripts/bench.py runs this in a subprocess with a timeout)."""
+    import json
+    import sys
+    import time
+
+    a = json.loads(sys.argv[1])
+    torch.manual_seed(0)
+    h, w, c = a["shape"]
+    st = PretrainStep(a["param_dim"], a["shape"], a["noise_dim"], a["emulator_width"],
+                      a["siamese_width"], a["features"], r1_gamma=a["r1_gamma"],
+                      r1_every=a["r1_every"], aux_weight=a["aux_weight"],
+                      energy_weight=a["energy_weight"], compile=a["compile"])
+    b = a["batch"]
+    unit, x1, x2 = torch.rand(b, a["param_dim"]), torch.randn(b, c, h, w), torch.randn(b, c, h, w)
+    t0 = time.perf_counter()
+    for _ in range(8):  # both S variants (with and without R1) compiled / warmed up
+        st(unit, x1, x2)
+    warm = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(a["reps"]):
+        st(unit, x1, x2)
+    sec = (time.perf_counter() - t0) / a["reps"]
+    print(json.dumps({"s_per_step": sec, "steps_per_s": 1 / sec, "warmup_s": warm,
+                      "threads": torch.get_num_threads(), "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -50,3 +50,13 @@ def test_non_finite_loss_stops_and_points_to_the_last_good_checkpoint(tmp_path):
                        progress=False)
     assert (tmp_path / "checkpoints" / "pretrain" / "10").is_dir()
     assert not (tmp_path / "checkpoints" / "pretrain" / "20").exists()
+
+
+def test_target_images_with_a_wrong_dtype_or_shape_are_refused():
+    from magan.emulator import check_images
+
+    with pytest.raises(ValueError, match="dtype bool is not numeric"):
+        check_images(np.zeros((2, 28, 28, 1), bool), (28, 28, 1), "target_images")
+    with pytest.raises(ValueError, match=r"target_images: expected shape \(N, 28, 28, 1\), got "
+                                         r"\(2, 28, 28, 3\)"):
+        check_images(np.zeros((2, 28, 28, 3)), (28, 28, 1), "target_images")
