@@ -293,10 +293,10 @@ def _cmd_validate(args) -> int:
                      constraints=kit.constraints, fit_config=kit.fit_config,
                      voxel_transform=kit.voxel_transform, voxel_label=kit.voxel_label,
                      title=f"{kit.name} study")
-    if args.preset == "tiny":
+    if args.preset == "tiny":  # a smoke test: the smallest fit that still has a spread
         from magan import FIT_PRESETS
 
-        extra["fit_config"] = FIT_PRESETS["tiny"]
+        extra["fit_config"] = replace(FIT_PRESETS["tiny"], replicas=1, steps=30)
     report = validate(emu, sim, out=args.out, config=cfg, seed=args.seed,
                       emulator_label=str(args.emulator), progress=False if args.quiet else None,
                       **extra)

@@ -97,7 +97,7 @@ class ValidationConfig:
 VALIDATION_PRESETS = {
     "tiny": ValidationConfig(n_samples=200, feature_steps=60, classifier_steps=60,
                              memorisation_n=128, variety_points=4, variety_per_point=8,
-                             calibration_truths=0),
+                             calibration_truths=0, calibration_targets=64),
     "default": ValidationConfig(),
 }
 

@@ -1,3 +1,12 @@
 import os
+import tempfile
 
 os.environ.setdefault("MAGAN_QUIET", "1")  # no progress bars in test logs
+
+# One persistent XLA compilation cache for the whole session (and the subprocesses it starts,
+# which inherit the environment): many tests compile the same tiny networks. Fresh per session,
+# so every run starts cold and nothing leaks between runs.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="magan-test-xla-cache-")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"

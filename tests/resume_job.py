@@ -12,12 +12,12 @@ from magan.studies.line_simulator import IMAGE_SHAPE, LINE_SPACE, simulate_lines
 
 
 def slow_lines(rng, params):
-    time.sleep(0.03)
+    time.sleep(0.02)
     return simulate_lines(rng, params)
 
 
 if __name__ == "__main__":
-    cfg = PretrainConfig(steps=120, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
+    cfg = PretrainConfig(steps=80, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                          features=16, log_every=10, checkpoint_every=20, prefetch=2)
     emu = train_emulator(FunctionSimulator(slow_lines, IMAGE_SHAPE, name="slow-lines"), LINE_SPACE,
                          cfg, seed=7, workdir=sys.argv[1], progress=False)
