@@ -107,17 +107,27 @@ def _worst(statuses) -> str:
     return max(ranked, key=STATUS_ORDER.__getitem__) if ranked else "skipped"
 
 
-def _draw(sampler, simulator, rng, n):
-    """Points (unit (n, P + K), params, cond) and T, T', E images (physical)."""
+def _random_unit(sampler, rng, n):
+    """(n, P + K) points drawn uniformly in the unit cube of parameters and conditions."""
+    cs = sampler.conditions
+    return rng.random((n, sampler.space.dim + (0 if cs is None else cs.dim)))
+
+
+def _sources_at(sampler, simulator, rng, unit):
+    """At unit-cube rows (N, P + K): params, cond and the T, T', E images (physical, float32)."""
     space, cs = sampler.space, sampler.conditions
-    k = 0 if cs is None else cs.dim
-    unit = rng.random((n, space.dim + k))
     params = space.from_unit(unit[:, :space.dim])
     cond = None if cs is None else cs.from_unit(unit[:, space.dim:])
     t1 = simulator.simulate(rng, params, space, conditions=cond)
     t2 = simulator.simulate(rng, params, space, conditions=cond)
     e = sampler.sample(params, cond, seed=int(rng.integers(2**31)))
-    return unit, params, cond, np.asarray(t1, np.float32), np.asarray(t2, np.float32), e
+    return params, cond, np.asarray(t1, np.float32), np.asarray(t2, np.float32), e
+
+
+def _draw(sampler, simulator, rng, n):
+    """Points (unit (n, P + K), params, cond) and T, T', E images (physical)."""
+    unit = _random_unit(sampler, rng, n)
+    return (unit, *_sources_at(sampler, simulator, rng, unit))
 
 
 def _distances(a, b, c, bins):
@@ -157,9 +167,14 @@ def check_constraints(constraints, t1, e, params, cond):
     return {"status": _worst(r["status"] for r in rates.values()), "constraints": rates}
 
 
+def _in_simulator_spread(g1, g2, ge):
+    """Each feature divided by the simulator's spread of it (T's std): every unit counts alike."""
+    scale = g1.std(0) + 1e-9
+    return g1 / scale, g2 / scale, ge / scale
+
+
 def check_learned_features(g1, g2, ge, seed):
-    scale = g1.std(0) + 1e-9  # the simulator's spread per feature: every unit counts alike
-    g1, g2, ge = g1 / scale, g2 / scale, ge / scale
+    g1, g2, ge = _in_simulator_spread(g1, g2, ge)
     tr = float(np.trace(np.cov(g1, rowvar=False)))
     out = {}
     for label, x in (("emulator", ge), ("floor", g2)):
@@ -175,8 +190,7 @@ def check_learned_features(g1, g2, ge, seed):
 
 
 def check_coverage(g1, g2, ge, var, k):
-    scale = g1.std(0) + 1e-9
-    g1, g2, ge = g1 / scale, g2 / scale, ge / scale
+    g1, g2, ge = _in_simulator_spread(g1, g2, ge)
     emu, floor = prdc(g1, ge, k=k), prdc(g1, g2, k=k)
     cov_ok = emu["coverage"] >= floor["coverage"] - 0.1
     cov_warn = emu["coverage"] >= floor["coverage"] - 0.3
@@ -189,14 +203,8 @@ def check_coverage(g1, g2, ge, var, k):
 def variety(sampler, simulator, rng, n_points, per_point, features, feature_names, embed):
     """Spread ratio std_E / std_T per point and feature, and its slope against each parameter."""
     space, cs = sampler.space, sampler.conditions
-    k = 0 if cs is None else cs.dim
-    unit = rng.random((n_points, space.dim + k))
-    rows = np.repeat(unit, per_point, axis=0)
-    params = space.from_unit(rows[:, :space.dim])
-    cond = None if cs is None else cs.from_unit(rows[:, space.dim:])
-    t1 = simulator.simulate(rng, params, space, conditions=cond)
-    t2 = simulator.simulate(rng, params, space, conditions=cond)
-    e = sampler.sample(params, cond, seed=int(rng.integers(2**31)))
+    unit = _random_unit(sampler, rng, n_points)
+    _, cond, t1, t2, e = _sources_at(sampler, simulator, rng, np.repeat(unit, per_point, axis=0))
     if features is not None:
         fx = [np.asarray(features(x, cond), np.float64) for x in (t1, t2, e)]
         names = list(feature_names or [f"f{j}" for j in range(fx[0].shape[1])])
