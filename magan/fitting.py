@@ -16,6 +16,7 @@ the targets (``init="regressor"``), or at the centre of the box (``init="center"
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -118,6 +119,66 @@ def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1, cond=N
     return adv + 0.5 * r1_gamma * r1, {"loss_d": adv, "r1": r1}
 
 
+@functools.lru_cache(maxsize=16)
+def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int):
+    """The jitted fit step for one configuration and set of network structures.
+
+    ``step(state, key, targets, cond, boot, params_e) -> (state, metrics)``: the data (targets
+    (M, H, W, C) in network space, their unit-cube conditions (M, K), the bootstrap rows
+    (n_rep, N)) and E's parameters are arguments, not constants baked into the program, so one
+    compiled step serves every fit with the same settings and shapes.
+    """
+    b = cfg.batch_size
+
+    def generate(params_g, params_e, c, k):
+        """G's parameters (B, P) and E's images at them and at the batch's conditions c (B, K)."""
+        kz, ke = jax.random.split(k)
+        z = jax.random.normal(kz, (b, cfg.noise_len))
+        unit = nnx.merge(gg, params_g)(z)
+        return unit, emulate(ge, params_e, jnp.concatenate([unit, c], axis=1), ke)
+
+    def replica_step(params_g, params_d, opt_g, opt_d, boot_idx, do_r1, k, targets, cond,
+                     params_e):
+        tx_g = optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2)
+        tx_d = optax.adam(cfg.lr_discriminator, b1=cfg.beta1, b2=cfg.beta2)
+        k_idx, k_d, k_g = jax.random.split(k, 3)
+        rows = boot_idx[jax.random.randint(k_idx, (b,), 0, boot_idx.shape[0])]
+        real, c = targets[rows], cond[rows]
+        c_d = c if k_cond else None
+        unit, fake = generate(params_g, params_e, c, k_d)
+        (_, m_d), grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
+            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * R1_EVERY, do_r1, c_d)
+        upd, opt_d = tx_d.update(grads, opt_d, params_d)
+        params_d = optax.apply_updates(params_d, upd)
+
+        def g_loss(pg_):
+            u, f = generate(pg_, params_e, c, k_g)
+            return jax.nn.softplus(-nnx.merge(gd, params_d)(f, c_d)).mean(), u
+
+        (loss_g, u), grads = jax.value_and_grad(g_loss, has_aux=True)(params_g)
+        upd, opt_g = tx_g.update(grads, opt_g, params_g)
+        params_g = optax.apply_updates(params_g, upd)
+        return params_g, params_d, opt_g, opt_d, {**m_d, "loss_g": loss_g,
+                                                  "unit_mean": u.mean(axis=0)}
+
+    def step(state, k, targets, cond, boot, params_e):
+        do_r1 = state["step"] % R1_EVERY == 0
+        keys = jax.random.split(k, n_rep)
+        # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
+        # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs
+        # without its fast convolution paths) is fast on CPU; measured in studies/line/README.md.
+        outs = []
+        for r in range(n_rep):
+            pick = lambda tree: jax.tree.map(lambda a: a[r], tree)  # noqa: E731
+            outs.append(replica_step(pick(state["g"]), pick(state["d"]), pick(state["opt_g"]),
+                                     pick(state["opt_d"]), boot[r], do_r1, keys[r], targets,
+                                     cond, params_e))
+        pg_, pd_, og, od, m = jax.tree.map(lambda *a: jnp.stack(a), *outs)
+        return {"g": pg_, "d": pd_, "opt_g": og, "opt_d": od, "step": state["step"] + 1}, m
+
+    return jax.jit(step, donate_argnums=(0,))
+
+
 def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, seed: int = 0,
         target_conditions=None, simulator=None, workdir=None,
         progress: bool | None = None) -> FitResult:
@@ -211,58 +272,15 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     boot = boot + n_targets * (jnp.arange(n_rep) >= cfg.replicas)[:, None]
     targets_dev = jnp.asarray(data)
     cond_dev = jnp.asarray(data_cond_unit)
-    ge, pe = emulator.graphdef_e, emulator.params_e
-    b = cfg.batch_size
-
-    def generate(params_g, c, k):
-        """G's parameters (B, P) and E's images at them and at the batch's conditions c (B, K)."""
-        kz, ke = jax.random.split(k)
-        z = jax.random.normal(kz, (b, cfg.noise_len))
-        unit = nnx.merge(gg, params_g)(z)
-        return unit, emulate(ge, pe, jnp.concatenate([unit, c], axis=1), ke)
-
-    def replica_step(params_g, params_d, opt_g, opt_d, boot_idx, do_r1, k):
-        k_idx, k_d, k_g = jax.random.split(k, 3)
-        rows = boot_idx[jax.random.randint(k_idx, (b,), 0, n_targets)]
-        real, c = targets_dev[rows], cond_dev[rows]
-        c_d = c if k_cond else None
-        unit, fake = generate(params_g, c, k_d)
-        (_, m_d), grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
-            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * R1_EVERY, do_r1, c_d)
-        upd, opt_d = tx_d.update(grads, opt_d, params_d)
-        params_d = optax.apply_updates(params_d, upd)
-
-        def g_loss(pg_):
-            u, f = generate(pg_, c, k_g)
-            return jax.nn.softplus(-nnx.merge(gd, params_d)(f, c_d)).mean(), u
-
-        (loss_g, u), grads = jax.value_and_grad(g_loss, has_aux=True)(params_g)
-        upd, opt_g = tx_g.update(grads, opt_g, params_g)
-        params_g = optax.apply_updates(params_g, upd)
-        return params_g, params_d, opt_g, opt_d, {**m_d, "loss_g": loss_g,
-                                                  "unit_mean": u.mean(axis=0)}
-
-    def step(state, k):
-        do_r1 = state["step"] % R1_EVERY == 0
-        keys = jax.random.split(k, n_rep)
-        # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
-        # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs
-        # without its fast convolution paths) is fast on CPU; measured in studies/line/README.md.
-        outs = []
-        for r in range(n_rep):
-            pick = lambda tree: jax.tree.map(lambda a: a[r], tree)  # noqa: E731
-            outs.append(replica_step(pick(state["g"]), pick(state["d"]), pick(state["opt_g"]),
-                                     pick(state["opt_d"]), boot[r], do_r1, keys[r]))
-        pg_, pd_, og, od, m = jax.tree.map(lambda *a: jnp.stack(a), *outs)
-        return {"g": pg_, "d": pd_, "opt_g": og, "opt_d": od, "step": state["step"] + 1}, m
-
-    jstep = jax.jit(step, donate_argnums=(0,))
+    pe = emulator.params_e
+    jstep = _fit_step(cfg, gg, gd, emulator.graphdef_e, n_rep, k_cond)
     history, pending = [], []
     bar = progress_bar(cfg.steps, "fitting", progress)
     t_loop = time.perf_counter()
     try:
         for i in range(cfg.steps):
-            state, m = jstep(state, jax.random.fold_in(k_train, i))
+            state, m = jstep(state, jax.random.fold_in(k_train, i), targets_dev, cond_dev,
+                             boot, pe)
             pending.append(m)
             if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
                 host = jax.device_get(pending)
