@@ -41,7 +41,7 @@ class PretrainConfig:
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     prefetch: int = 4  # batches the background simulator thread keeps ready
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
-    steps_per_call: int = 10  # JAX-traceable simulators: steps per dispatch (lax.scan)
+    steps_per_call: int = 2  # steps per dispatch, unrolled in one program (must divide log_every)
     compute_dtype: str = "float32"  # "bfloat16": mixed precision (float32 parameters; GPU/TPU)
     checkpoint_every: int = 500  # steps between checkpoints in WORKDIR/checkpoints (0: none)
     on_nonfinite: str = "stop"  # simulator NaN/inf: "stop" (error naming the parameters) or "drop"
@@ -63,6 +63,7 @@ class FitConfig:
     beta1: float = 0.5
     beta2: float = 0.99
     r1_gamma: float = 1.0  # R1 penalty on D's real (target) images
+    r1_every: int = 4  # apply R1 every k steps with gamma * k (lazy regularisation)
     init: str = "regressor"  # where G starts: "regressor" (S's auxiliary estimate) or "center"
     init_scale: float = 0.05  # initial spread of G's output layer
     bias_correction: bool = True  # with a simulator: subtract the bias measured on a reference set
@@ -73,14 +74,15 @@ class FitConfig:
     def __post_init__(self):
         if self.init not in ("regressor", "center"):
             raise ValueError(f"FitConfig.init must be 'regressor' or 'center', got {self.init!r}.")
-        for name in ("steps", "batch_size", "replicas", "samples_per_replica"):
+        for name in ("steps", "batch_size", "replicas", "samples_per_replica", "r1_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}.")
 
 
 PRETRAIN_PRESETS: dict[str, PretrainConfig] = {
+    # tiny runs are compile-bound: R1 every step and one step per call give a single program
     "tiny": PretrainConfig(steps=100, batch_size=16, emulator_width=4, siamese_width=4, features=16,
-                           log_every=10),
+                           log_every=10, r1_every=1, steps_per_call=1),
     "default": PretrainConfig(),
     "gpu": PretrainConfig(steps=50000, batch_size=256, emulator_width=32, siamese_width=32,
                           features=128, log_every=200),
@@ -88,7 +90,7 @@ PRETRAIN_PRESETS: dict[str, PretrainConfig] = {
 
 FIT_PRESETS: dict[str, FitConfig] = {
     "tiny": FitConfig(steps=60, batch_size=16, replicas=2, discriminator_width=8, features=32,
-                      samples_per_replica=32, log_every=10),
+                      samples_per_replica=32, log_every=10, r1_every=1),
     "default": FitConfig(),
     "gpu": FitConfig(steps=5000, batch_size=256, replicas=8, discriminator_width=32, features=128,
                      log_every=200),

@@ -36,14 +36,19 @@ def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_
     E is conditioned on ``space_dim + cond_dim`` unit-cube values (parameters, then per-event
     conditions); S sees the ``cond_dim`` conditions beside its images and regresses the parameters.
     """
-    rngs = nnx.Rngs(seed)
-    e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
-                    width=net["emulator_width"], noise_channels=net.get("noise_channels", False),
-                    rngs=rngs)
-    s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
-                   features=net["features"], cond_dim=cond_dim, rngs=rngs)
-    ge, pe = nnx.split(e, nnx.Param)
-    gs, ps = nnx.split(s, nnx.Param)
+    def make():
+        rngs = nnx.Rngs(seed)
+        e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
+                        width=net["emulator_width"],
+                        noise_channels=net.get("noise_channels", False), rngs=rngs)
+        s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
+                       features=net["features"], cond_dim=cond_dim, rngs=rngs)
+        return e, s
+
+    # the initialisers run as one compiled program (op by op, each would compile on its own)
+    e_abs, s_abs = nnx.eval_shape(make)
+    ge, gs = nnx.split(e_abs, nnx.Param)[0], nnx.split(s_abs, nnx.Param)[0]
+    pe, ps = jax.jit(lambda: tuple(nnx.split(m, nnx.Param)[1] for m in make()))()
     return ge, pe, gs, ps
 
 

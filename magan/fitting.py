@@ -34,7 +34,6 @@ from magan.progress import format_metrics, progress_bar
 
 __all__ = ["fit", "FitResult"]
 
-R1_EVERY = 4  # D's R1 penalty every 4 steps with gamma x 4 (lazy regularisation, as in pre-training)
 
 
 @dataclass
@@ -93,12 +92,14 @@ class FitResult:
         return f"FitResult({body})"
 
 
-def _build(param_dim, image_shape, cfg: FitConfig, init_unit, key, cond_dim=0):
+def _build(param_dim, image_shape, cfg: FitConfig, init_unit, key, cond_dim=0, split=True):
     rngs = nnx.Rngs(key)
     g = ParameterGenerator(param_dim, noise_len=cfg.noise_len, width=cfg.generator_width,
                            init_unit=init_unit, init_scale=cfg.init_scale, rngs=rngs)
     d = Discriminator(image_shape, width=cfg.discriminator_width, features=cfg.features,
                       cond_dim=cond_dim, rngs=rngs)
+    if not split:
+        return g, d
     return nnx.split(g, nnx.Param), nnx.split(d, nnx.Param)
 
 
@@ -115,13 +116,28 @@ def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1, cond=N
         g = jax.grad(lambda x: logits(params_d, x).sum())(real)
         return jnp.mean(jnp.sum(g ** 2, axis=(1, 2, 3)))
 
-    r1 = jax.lax.cond(do_r1, r1_penalty, lambda: jnp.zeros((), real.dtype))
+    if isinstance(do_r1, bool):  # fixed at trace time (fast on CPU, see siamese_loss)
+        r1 = r1_penalty() if do_r1 else jnp.zeros((), real.dtype)
+    else:
+        r1 = jax.lax.cond(do_r1, r1_penalty, lambda: jnp.zeros((), real.dtype))
     return adv + 0.5 * r1_gamma * r1, {"loss_d": adv, "r1": r1}
 
 
 @functools.lru_cache(maxsize=16)
-def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int):
-    """The jitted fit step for one configuration and set of network structures.
+def _init_program(p: int, net_shape, cfg: FitConfig, k_cond: int):
+    """Jitted ``(keys (R,), start_unit (P,)) -> (G params, D params)`` with a leading replica
+    axis: one compiled program, cached (op by op, every initialiser would compile on its own)."""
+    def init_replica(k, start_unit):
+        (_, pg), (_, pd) = _build(p, net_shape, cfg, start_unit, k, k_cond)
+        return pg, pd
+
+    return jax.jit(jax.vmap(init_replica, in_axes=(0, None)))
+
+
+@functools.lru_cache(maxsize=16)
+def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
+    """The jitted fit step for one configuration and set of network structures, with or without
+    D's lazy R1 penalty (two programs: XLA:CPU runs a ``lax.cond`` branch's convolutions slowly).
 
     ``step(state, key, targets, cond, boot, params_e) -> (state, metrics)``: the data (targets
     (M, H, W, C) in network space, their unit-cube conditions (M, K), the bootstrap rows
@@ -147,7 +163,7 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int):
         c_d = c if k_cond else None
         unit, fake = generate(params_g, params_e, c, k_d)
         (_, m_d), grads = jax.value_and_grad(discriminator_loss, has_aux=True)(
-            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * R1_EVERY, do_r1, c_d)
+            params_d, gd, real, jax.lax.stop_gradient(fake), cfg.r1_gamma * cfg.r1_every, do_r1, c_d)
         upd, opt_d = tx_d.update(grads, opt_d, params_d)
         params_d = optax.apply_updates(params_d, upd)
 
@@ -162,7 +178,6 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int):
                                                   "unit_mean": u.mean(axis=0)}
 
     def step(state, k, targets, cond, boot, params_e):
-        do_r1 = state["step"] % R1_EVERY == 0
         keys = jax.random.split(k, n_rep)
         # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
         # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs
@@ -253,13 +268,12 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     key = jax.random.key(seed)
     k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
     net_shape = emulator.network_shape
-    (gg, _), (gd, _) = _build(p, net_shape, cfg, start_unit, jax.random.key(0), k_cond)
+    g_abs, d_abs = nnx.eval_shape(
+        lambda: _build(p, net_shape, cfg, start_unit, jax.random.key(0), k_cond, split=False))
+    gg, gd = nnx.split(g_abs, nnx.Param)[0], nnx.split(d_abs, nnx.Param)[0]
 
-    def init_replica(k):
-        (_, pg), (_, pd) = _build(p, net_shape, cfg, start_unit, k, k_cond)
-        return pg, pd
-
-    pg, pd = jax.vmap(init_replica)(jax.random.split(k_init, n_rep))
+    pg, pd = _init_program(p, net_shape, cfg, k_cond)(jax.random.split(k_init, n_rep),
+                                                       jnp.asarray(start_unit))
     tx_g = optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2)
     tx_d = optax.adam(cfg.lr_discriminator, b1=cfg.beta1, b2=cfg.beta2)
     state = {"g": pg, "d": pd, "opt_g": jax.vmap(tx_g.init)(pg), "opt_d": jax.vmap(tx_d.init)(pd),
@@ -273,14 +287,15 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     targets_dev = jnp.asarray(data)
     cond_dev = jnp.asarray(data_cond_unit)
     pe = emulator.params_e
-    jstep = _fit_step(cfg, gg, gd, emulator.graphdef_e, n_rep, k_cond)
+    jsteps = [_fit_step(cfg, gg, gd, emulator.graphdef_e, n_rep, k_cond, r1)
+              for r1 in (False, True)]
     history, pending = [], []
     bar = progress_bar(cfg.steps, "fitting", progress)
     t_loop = time.perf_counter()
     try:
         for i in range(cfg.steps):
-            state, m = jstep(state, jax.random.fold_in(k_train, i), targets_dev, cond_dev,
-                             boot, pe)
+            state, m = jsteps[i % cfg.r1_every == 0](state, jax.random.fold_in(k_train, i),
+                                                  targets_dev, cond_dev, boot, pe)
             pending.append(m)
             if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
                 host = jax.device_get(pending)

@@ -64,10 +64,11 @@ def replicate(tree, mesh: Mesh):
     return jax.device_put(tree, NamedSharding(mesh, PartitionSpec()))
 
 
-def shard_batch(arrays, mesh: Mesh):
-    """Split each array's first axis over ``"data"``. With several processes each passes its own
-    rows (process-local data) and gets the global array back."""
-    sharding = NamedSharding(mesh, PartitionSpec("data"))
+def shard_batch(arrays, mesh: Mesh, axis: int = 0):
+    """Split each array's batch axis (``axis``: 0, or 1 under a leading steps axis) over
+    ``"data"``. With several processes each passes its own rows (process-local data) and gets the
+    global array back."""
+    sharding = NamedSharding(mesh, PartitionSpec(*([None] * axis), "data"))
     if jax.process_count() == 1:
         return jax.device_put(tuple(arrays), sharding)
     return tuple(jax.make_array_from_process_local_data(sharding, np.asarray(a)) for a in arrays)

@@ -50,10 +50,11 @@ def siamese_loss(params_s, graphdef_s, x1, x2, fake, unit, r1_gamma, aux_weight,
     """S's loss: genuine pairs -> 1, (simulation, emulation) pairs -> 0, plus R1 and regression.
 
     Shapes: x1, x2, fake (B, H, W, C); unit (B, P) the parameters S regresses; cond (B, K) unit-cube
-    per-event conditions or None. ``do_r1`` (traced bool) switches the R1 term,
-    whose double backward pass costs three times the rest of the loss: the training step applies
-    it every ``r1_every`` steps with ``r1_gamma`` scaled up to match (lazy regularisation,
-    StyleGAN2). ``compute_dtype`` bfloat16: S runs in bfloat16, losses in float32.
+    per-event conditions or None. ``do_r1`` switches the R1 term, whose double backward pass
+    costs as much as the rest of the loss: the training step applies it every ``r1_every`` steps
+    with ``r1_gamma`` scaled up to match (lazy regularisation, StyleGAN2). A Python bool selects
+    at trace time (what the training loop does: XLA:CPU runs convolutions inside a ``lax.cond``
+    branch without its fast kernels, 3-4x slower); a traced bool selects with ``lax.cond``. ``compute_dtype`` bfloat16: S runs in bfloat16, losses in float32.
     Returns (loss, metrics dict).
     """
     if compute_dtype != jnp.float32:
@@ -74,7 +75,10 @@ def siamese_loss(params_s, graphdef_s, x1, x2, fake, unit, r1_gamma, aux_weight,
         ga, gb = (g.astype(jnp.float32) for g in jax.grad(real_sum, argnums=(0, 1))(x1, x2))
         return jnp.mean(jnp.sum(ga ** 2, axis=(1, 2, 3)) + jnp.sum(gb ** 2, axis=(1, 2, 3)))
 
-    r1 = jax.lax.cond(do_r1, r1_penalty, lambda: jnp.zeros((), jnp.float32))
+    if isinstance(do_r1, bool):
+        r1 = r1_penalty() if do_r1 else jnp.zeros((), jnp.float32)
+    else:
+        r1 = jax.lax.cond(do_r1, r1_penalty, lambda: jnp.zeros((), jnp.float32))
     loss = adv + aux_weight * aux + 0.5 * r1_gamma * r1
     acc = 0.5 * (jnp.mean(real > 0) + jnp.mean(fake_logit < 0))
     return loss, {"loss_siamese": adv, "aux_sim": aux, "r1": r1, "siamese_acc": acc}
@@ -142,10 +146,13 @@ def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
         raise ValueError(f"PretrainConfig.compute_dtype {cfg.compute_dtype!r} is not 'float32' or "
                          "'bfloat16'.")
 
-    def step(state, unit, cond_phys, x1, x2, key):
+    def step(state, unit, cond_phys, x1, x2, key, do_r1=None):
+        """One S + E update. ``do_r1``: apply R1 (a Python bool, fixed at trace time); ``None``
+        decides from the step counter at run time (``lax.cond``, slow on CPU)."""
         k_fake, k_e = jax.random.split(key)
         fake = emulate(ge, state["e"], unit, k_fake, dtype)
-        do_r1 = state["step"] % cfg.r1_every == 0
+        if do_r1 is None:
+            do_r1 = state["step"] % cfg.r1_every == 0
         cond = unit[:, n_params:] if unit.shape[1] > n_params else None
         (_, m_s), g_s = jax.value_and_grad(siamese_loss, has_aux=True)(
             state["s"], gs, x1, x2, jax.lax.stop_gradient(fake), unit[:, :n_params],
@@ -164,6 +171,34 @@ def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
         return new, {**m_s, **m_e}
 
     return step
+
+
+def r1_pattern(first_step: int, n: int, r1_every: int) -> tuple[bool, ...]:
+    """Which of the steps first_step, ..., first_step + n - 1 apply the lazy R1 penalty."""
+    return tuple((first_step + j) % r1_every == 0 for j in range(n))
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *a: jnp.stack(a), *trees)
+
+
+def host_batches_program(step, key, pattern: tuple[bool, ...]):
+    """One jitted program running ``len(pattern)`` steps, unrolled, on host-simulated batches.
+
+    ``run(state, units, conds, x1s, x2s) -> (state, metrics)``: the batches are stacked along a
+    leading axis of len(pattern) ((n, B, P + K), (n, B, K), (n, B, H, W, C) twice); step j applies
+    R1 iff ``pattern[j]``; each step's key is ``fold_in(key, step counter)``; every metric comes
+    back with a leading axis of len(pattern). The state is donated.
+    """
+    def run(state, units, conds, x1s, x2s):
+        metrics = []
+        for j, r1 in enumerate(pattern):
+            state, m = step(state, units[j], conds[j], x1s[j], x2s[j],
+                            jax.random.fold_in(key, state["step"]), r1)
+            metrics.append(m)
+        return state, _stack(metrics)
+
+    return jax.jit(run, donate_argnums=(0,))
 
 
 # -------------------------------------------------------------- host feeding
@@ -277,27 +312,53 @@ class SimulationFeeder:
 # ------------------------------------------------------------------ the loop
 def _standardised_features(features, transform: ImageTransform, simulator, space, seed: int):
     """Wrap ``features`` as ``f(x_net, cond_phys) -> (B, F)``, in units of each feature's
-    *within-point* spread: the std of ``(f(x1) - f(x2)) / sqrt(2)`` over 256 pairs of simulations
+    *within-point* spread: the std of ``(f(x1) - f(x2)) / sqrt(2)`` over pairs of simulations
     made at the same points (drawn across the space and conditions). In these units a bias of the
     size of the simulator's own fluctuations costs the same for every feature, which is what the
-    separation power of a histogram sees."""
-    batch = draw_training_batch(simulator, space, np.random.default_rng([seed, 99]), 256, transform)
+    separation power of a histogram sees.
+
+    With per-event conditions the spread is modelled as ``s_f * exp(u(c) . b_f)`` (u the unit-cube
+    conditions; b_f from a least-squares fit of log|f(x1) - f(x2)| on u, s_f so that the pairs'
+    mean squared standardised difference is 2): a calorimeter's response fluctuates 3x less at
+    100 GeV than at 10 GeV, and one spread for all energies would make the loss blind where the
+    simulator is tightest.
+    """
+    conditions = simulator.conditions
+    n = 256 if conditions is None else 1024
+    batch = draw_training_batch(simulator, space, np.random.default_rng([seed, 99]), n, transform)
     _, cond, x1, x2 = batch
-    has_cond = simulator.conditions is not None
+    has_cond = conditions is not None
 
     def raw(x_net, cond_phys):
         c = cond_phys if has_cond else None
         return features(transform.inverse(x_net, c, xp=jnp), c)
 
     f1, f2 = (np.asarray(raw(jnp.asarray(x), jnp.asarray(cond)), np.float64) for x in (x1, x2))
-    if f1.ndim != 2 or f1.shape[0] != 256 or not (np.isfinite(f1).all() and np.isfinite(f2).all()):
+    if f1.ndim != 2 or f1.shape[0] != n or not (np.isfinite(f1).all() and np.isfinite(f2).all()):
         raise ValueError(f"features(images, conditions) must return finite values of shape (N, F); "
-                         f"got shape {f1.shape} for N = 256 (finite: {np.isfinite(f1).all()}).")
-    within = np.std(f1 - f2, axis=0) / np.sqrt(2.0)
+                         f"got shape {f1.shape} for N = {n} (finite: {np.isfinite(f1).all()}).")
     overall = np.concatenate([f1, f2]).std(axis=0)
-    sd = jnp.asarray(np.maximum(within, 1e-3 * overall + 1e-12), jnp.float32)
+    floor = 1e-3 * overall + 1e-12
     mu = jnp.asarray(f1.mean(0), jnp.float32)
-    return lambda x_net, cond_phys: (raw(x_net, cond_phys) - mu) / sd
+    if not has_cond:
+        within = np.std(f1 - f2, axis=0) / np.sqrt(2.0)
+        sd = jnp.asarray(np.maximum(within, floor), jnp.float32)
+        return lambda x_net, cond_phys: (raw(x_net, cond_phys) - mu) / sd
+    u = conditions.to_unit(cond)  # (n, K)
+    d = np.abs(f1 - f2)
+    design = np.concatenate([np.ones((n, 1)), u], axis=1)
+    coef, *_ = np.linalg.lstsq(design, np.log(d + floor), rcond=None)  # (1 + K, F)
+    slope = np.clip(coef[1:], -5.0, 5.0)  # at most a factor e^5 across the condition range
+    shape = np.exp(u @ slope)  # (n, F)
+    level = np.sqrt(np.mean((d / shape) ** 2, axis=0) / 2.0)
+    level = np.maximum(level, floor)
+    slope_j, level_j = jnp.asarray(slope, jnp.float32), jnp.asarray(level, jnp.float32)
+
+    def standardised(x_net, cond_phys):
+        sd = level_j * jnp.exp(conditions.to_unit_jax(cond_phys) @ slope_j)
+        return (raw(x_net, cond_phys) - mu) / sd
+
+    return standardised
 
 
 def train_emulator(simulator: Simulator, space: ParameterSpace, config: PretrainConfig | None = None,
@@ -369,7 +430,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     state = replicate(state, mesh)
     step = _make_step(cfg, ge, gs, tx_e, tx_s, space.dim, feature_fn)
     key = jax.random.key(seed)
-    per_call = cfg.steps_per_call if simulator.traceable else 1
+    per_call = cfg.steps_per_call
     if per_call < 1 or cfg.log_every % per_call:
         raise ValueError(f"PretrainConfig.steps_per_call = {cfg.steps_per_call} must be >= 1 and "
                          f"divide log_every = {cfg.log_every}.")
@@ -387,9 +448,9 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     if simulator.traceable:
         data = NamedSharding(mesh, PartitionSpec("data"))
 
-        def sim_step(state, _):
+        def sim_step(state, r1):
             # the step's key follows from the step counter alone, so several steps per dispatch
-            # (lax.scan) give exactly the result of one step per dispatch
+            # (unrolled) give exactly the result of one step per dispatch
             ku, k1, k2, ks = jax.random.split(jax.random.fold_in(key, state["step"]), 4)
             unit = jax.random.uniform(ku, (cfg.batch_size, space.dim + k_cond))
             params = space.from_unit_jax(unit[:, :space.dim])
@@ -402,21 +463,32 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
             x2 = transform.forward(simulator.simulate_jax(k2, params, c), c, xp=jnp)
             unit, cond, x1, x2 = (jax.lax.with_sharding_constraint(a, data)
                                   for a in (unit, cond, x1, x2))
-            return step(state, unit, cond, x1, x2, ks)
+            return step(state, unit, cond, x1, x2, ks, r1)
 
-        def many_steps(state):
-            return jax.lax.scan(sim_step, state, None, length=per_call)
+        def group(pattern):
+            def run(state):
+                metrics = []
+                for r1 in pattern:
+                    state, m = sim_step(state, r1)
+                    metrics.append(m)
+                return state, _stack(metrics)
+            return jax.jit(run, donate_argnums=(0,))
 
-        jstep = jax.jit(many_steps, donate_argnums=(0,))
         feeder = None
     else:
-        jstep = jax.jit(step, donate_argnums=(0,))
+        def group(pattern):
+            return host_batches_program(step, key, pattern)
+
         # each process simulates its own share of the batch from its own stream
         feeder = SimulationFeeder(simulator, space, cfg.batch_size // n_proc,
                                   seed if n_proc == 1 else [seed, jax.process_index()],
                                   cfg.prefetch, transform, rng_state=feeder_state,
                                   on_nonfinite=cfg.on_nonfinite)
 
+    # One compiled program per pattern of R1 steps within a call (usually one or two): the steps
+    # of a call are unrolled, not looped, because XLA:CPU runs convolutions inside a loop or a
+    # conditional without its fast kernels (a lax.scan step measured 3x slower than a plain one).
+    compiled: dict[tuple[bool, ...], object] = {}
     pending: list = []
     t_start = time.perf_counter()
     t_compile = None
@@ -426,18 +498,16 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     try:
         i = start
         while i < cfg.steps:
+            n_now = min(per_call, cfg.steps - i)
+            pattern = r1_pattern(i, n_now, cfg.r1_every)
+            if pattern not in compiled:
+                compiled[pattern] = group(pattern)
             if feeder is None:
-                n_now = min(per_call, cfg.steps - i)
-                if n_now != per_call:  # the last, shorter call (compiled once more)
-                    jstep = jax.jit(lambda st, n=n_now: jax.lax.scan(sim_step, st, None,
-                                                                     length=n),
-                                    donate_argnums=(0,))
-                state, metrics = jstep(state)
+                state, metrics = compiled[pattern](state)
             else:
-                n_now = 1
-                batch = shard_batch(feeder.next(), mesh)
-                state, metrics = jstep(state, *batch, jax.random.fold_in(key, i))
-                metrics = jax.tree.map(lambda v: v[None], metrics)
+                batches = [feeder.next() for _ in range(n_now)]
+                stacked = shard_batch([np.stack(a) for a in zip(*batches)], mesh, axis=1)
+                state, metrics = compiled[pattern](state, *stacked)
             pending.append(metrics)
             if t_compile is None:
                 jax.block_until_ready(state)

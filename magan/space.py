@@ -187,6 +187,18 @@ class ParameterSpace:
             out = jnp.where(jnp.asarray(self._log), low * ratio ** unit, out)
         return out
 
+    def to_unit_jax(self, values):
+        """:meth:`to_unit` for traced JAX arrays (inside jit), float32, without the bounds check."""
+        import jax.numpy as jnp
+
+        v = jnp.asarray(values, jnp.float32)
+        out = (v - jnp.asarray(self.low, jnp.float32)) / jnp.asarray(self.width, jnp.float32)
+        if self._log.any():
+            lo, hi = (jnp.asarray(b, jnp.float32) for b in self._log_bounds())
+            log = jnp.log(jnp.where(jnp.asarray(self._log), v, 1.0) / lo) / jnp.log(hi / lo)
+            out = jnp.where(jnp.asarray(self._log), log, out)
+        return out
+
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` points drawn uniformly over the unit cube (log-uniform on log scales), physical
         units, shape (n, P)."""

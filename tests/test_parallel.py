@@ -17,6 +17,7 @@ from magan.config import replace
 from magan.studies.line_simulator import LINE_SPACE, line_jax_simulator
 
 TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
+                      r1_every=1, steps_per_call=1,
                       features=16, log_every=10)
 
 
@@ -25,19 +26,21 @@ def _leaves(emu):
 
 
 @pytest.fixture(scope="module")
-def scan5():
-    """Reference run: JAX simulator, 5 steps per dispatch, seed 3."""
-    return train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=5),
+def two_per_call():
+    """Reference run: JAX simulator, 2 steps per dispatch (R1 on the first), seed 3."""
+    return train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=2,
+                                                                    r1_every=2),
                           seed=3, progress=False)
 
 
-def test_scan_over_steps_equals_one_step_per_dispatch(scan5):
-    scan = scan5
-    one = train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=1), seed=3,
-                         progress=False)
-    for a, b in zip(_leaves(one), _leaves(scan)):
+def test_two_steps_per_call_equal_one_step_per_call(two_per_call):
+    two = two_per_call
+    one = train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=1,
+                                                                   r1_every=2),
+                         seed=3, progress=False)
+    for a, b in zip(_leaves(one), _leaves(two)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert [h["step"] for h in scan.info["pretrain"]["history"]] == [10, 20]
+    assert [h["step"] for h in two.info["pretrain"]["history"]] == [10, 20]
 
 
 SCRIPT = textwrap.dedent("""
@@ -47,9 +50,10 @@ SCRIPT = textwrap.dedent("""
     from magan.studies.line_simulator import LINE_SPACE, line_simulator
     assert jax.device_count() == 4, jax.devices()
     cfg = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
-                         features=16, log_every=10, steps_per_call=5)
+                         r1_every=1, steps_per_call=2, features=16, log_every=10)
     out = {}
-    # the host-simulator path (batches sharded by device_put); the JAX-simulator path's sharding
+    # the host-simulator path (2 stacked batches per call, sharded by device_put along their
+    # batch axis); the JAX-simulator path's sharding
     # constraint is the same mesh and is exercised on one device by the tests above
     for name, sim in (("host", line_simulator()),):
         res = {}
@@ -84,14 +88,15 @@ def test_four_forced_cpu_devices_match_one_device():
     assert "multiple of the 4 devices" in out["error"]
 
 
-def test_bfloat16_compute_keeps_float32_parameters_and_trains(scan5):
+def test_bfloat16_compute_keeps_float32_parameters_and_trains(two_per_call):
     sim = line_jax_simulator()
     emu = train_emulator(sim, LINE_SPACE, replace(TINY, compute_dtype="bfloat16",
-                                                  steps_per_call=5), seed=3, progress=False)
+                                                  steps_per_call=2, r1_every=2), seed=3,
+                         progress=False)
     assert all(a.dtype == np.float32 for a in _leaves(emu))
     hist = emu.info["pretrain"]["history"]
     assert all(np.isfinite(v) for row in hist for v in row.values())
-    ref = scan5
+    ref = two_per_call
     diffs = [np.max(np.abs(a - b)) for a, b in zip(_leaves(emu), _leaves(ref))]
     assert 0 < max(diffs) < 0.05  # the same training, at a lower precision
     try:
