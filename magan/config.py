@@ -38,8 +38,10 @@ class PretrainConfig:
     adversarial_weight: float = 1.0  # weight of E's "fool the siamese" loss
     energy_weight: float = 10.0  # weight of the energy score of E's samples vs the simulator's
     feature_weight: float = 0.0  # weight of the energy score of high-level features (if given)
+    feature_marginal_weight: float = 0.0  # weight of the sum over features of 1-D energy scores
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
-    prefetch: int = 4  # batches the background simulator thread keeps ready
+    prefetch: int = 4  # batches each background simulator thread keeps ready
+    simulator_workers: int = 0  # host simulator threads (0: min(4, CPU cores)); same batches for any
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
     steps_per_call: int = 2  # steps per dispatch, unrolled in one program (must divide log_every)
     compute_dtype: str = "float32"  # "bfloat16": mixed precision (float32 parameters; GPU/TPU)

@@ -18,6 +18,7 @@ E's weights are averaged (EMA) for sampling. Host simulators run in a background
 from __future__ import annotations
 
 import dataclasses
+import os
 import queue
 import threading
 import time
@@ -30,8 +31,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from magan.checkpoints import RunCheckpoints, set_rng_state
-from magan.checkpoints import rng_state as rng_state_of
+from magan.checkpoints import RunCheckpoints
 from magan.config import PretrainConfig
 from magan.emulator import Emulator, build_emulator_nets, cast_floats, emulate
 from magan.io import write_metrics
@@ -100,10 +100,15 @@ def energy_score(e1, e2, x1, x2):
 
 def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key, aux_weight,
                   energy_weight, adversarial_weight=1.0, n_params=None, cond_phys=None,
-                  feature_fn=None, feature_weight=0.0, compute_dtype=jnp.float32):
+                  feature_fn=None, feature_weight=0.0, compute_dtype=jnp.float32,
+                  feature_marginal_weight=0.0):
     """E's loss: fool S on (x1, E(unit)) pairs, let S's regression head read the parameters back,
     (if ``energy_weight`` > 0) the energy score of two emulations against (x1, x2) in the networks'
-    space and (if ``feature_weight`` > 0) the energy score of their high-level features.
+    space and (if ``feature_weight`` > 0) the energy score of their high-level features; with
+    ``feature_marginal_weight`` > 0 also the sum over features of each one's own (1-D) energy
+    score (the CRPS), which presses on every feature's distribution (mean *and* spread) with the
+    same force however many features there are, where the joint score's pull on one feature
+    shrinks like 1/sqrt(F).
 
     ``unit`` (B, P + K) is E's conditioning (parameters, then conditions); the first ``n_params``
     columns are the parameters (all when ``None``). ``feature_fn(x_net, cond_phys) -> (B, F)``
@@ -126,16 +131,23 @@ def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key,
     aux = jnp.mean((s.regress_from_features(ff).astype(jnp.float32) - unit[:, :p]) ** 2)
     metrics = {"loss_emulator": adv, "aux_emu": aux}
     loss = adversarial_weight * adv + aux_weight * aux
-    if energy_weight > 0 or feature_weight > 0:
+    use_features = feature_fn is not None and (feature_weight > 0 or feature_marginal_weight > 0)
+    if energy_weight > 0 or use_features:
         fake2 = emulate(graphdef_e, params_e, unit, k2, compute_dtype)
     if energy_weight > 0:
         es = energy_score(fake, fake2, x1, x2)
         metrics["energy_score"] = es
         loss = loss + energy_weight * es
-    if feature_weight > 0:
-        fs = energy_score(*(feature_fn(x, cond_phys) for x in (fake, fake2, x1, x2)))
+    if use_features:
+        feats = [feature_fn(x, cond_phys) for x in (fake, fake2, x1, x2)]
+        fs = energy_score(*feats)
         metrics["feature_score"] = fs
         loss = loss + feature_weight * fs
+        if feature_marginal_weight > 0:
+            ms = sum(energy_score(*(f[:, j:j + 1] for f in feats))
+                     for j in range(feats[0].shape[1]))
+            metrics["feature_marginal_score"] = ms
+            loss = loss + feature_marginal_weight * ms
     return loss, (metrics, fake)
 
 
@@ -162,7 +174,8 @@ def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
         (_, (m_e, _)), g_e = jax.value_and_grad(emulator_loss, has_aux=True)(
             state["e"], ge, params_s, gs, x1, x2, unit, k_e, cfg.aux_weight, cfg.energy_weight,
             cfg.adversarial_weight, n_params, cond_phys, feature_fn,
-            cfg.feature_weight if feature_fn is not None else 0.0, dtype)
+            cfg.feature_weight if feature_fn is not None else 0.0, dtype,
+            cfg.feature_marginal_weight if feature_fn is not None else 0.0)
         upd, opt_e = tx_e.update(g_e, state["opt_e"], state["e"])
         params_e = optax.apply_updates(state["e"], upd)
         ema = optax.incremental_update(params_e, state["ema"], 1.0 - cfg.ema_decay)
@@ -244,69 +257,89 @@ def draw_training_batch(simulator: Simulator, space: ParameterSpace, rng: np.ran
             np.asarray(transform.forward(x2, cond), np.float32))
 
 
-class SimulationFeeder:
-    """Runs a host simulator in a background thread, ``prefetch`` batches ahead.
+def batch_rng(seed, k: int) -> np.random.Generator:
+    """The random stream of host training batch ``k`` of a run with ``seed`` (an int or a list of
+    ints): every batch has its own stream, so batches can be simulated in any order, by any
+    number of threads, and a resumed run needs only the index of its next batch."""
+    return np.random.default_rng([*np.atleast_1d(seed).tolist(), k])
 
-    Each batch is ``(unit (B, P + K), cond (B, K), x1 (B, H, W, C), x2 (B, H, W, C))``: B points
+
+class SimulationFeeder:
+    """Runs a host simulator in ``workers`` background threads, ``prefetch`` batches ahead each.
+
+    Batch ``k`` is ``(unit (B, P + K), cond (B, K), x1 (B, H, W, C), x2 (B, H, W, C))``: B points
     drawn uniformly in the unit cube of parameters and conditions (``cond`` their physical
     conditions, K may be 0), each simulated twice and mapped to the networks' space by
-    ``transform``. The sequence depends only on ``seed``. ``wait_s`` is the time the consumer spent
-    blocked on the queue (the device idling for the simulator); ``sim_s`` the time spent
-    simulating.
+    ``transform``, all from :func:`batch_rng` ``(seed, k)``. Worker w makes batches w, w + workers,
+    ...; :meth:`next` hands them out in order, so the sequence depends only on ``seed`` (not on
+    the number of workers; NumPy simulators release the GIL in their array operations, so two
+    threads simulate nearly twice as fast). ``wait_s`` is the time the consumer spent blocked
+    (the device idling for the simulator); ``sim_s`` the time spent simulating, summed over the
+    workers; ``next_batch`` the index of the next batch :meth:`next` returns.
     """
 
-    def __init__(self, simulator: Simulator, space: ParameterSpace, batch_size: int, seed: int,
-                 prefetch: int = 4, transform=None, rng_state: dict | None = None,
-                 on_nonfinite: str = "stop"):
+    def __init__(self, simulator: Simulator, space: ParameterSpace, batch_size: int, seed,
+                 prefetch: int = 4, transform=None, start_batch: int = 0,
+                 on_nonfinite: str = "stop", workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}.")
         self.simulator, self.space, self.batch_size = simulator, space, batch_size
-        self.on_nonfinite, self.dropped = on_nonfinite, [0]
+        self.seed, self.on_nonfinite = seed, on_nonfinite
         self.transform = transform or IdentityTransform()
-        self.rng = np.random.default_rng(seed)
-        if rng_state is not None:  # resuming: continue the stream where the checkpoint left it
-            set_rng_state(self.rng, rng_state)
-        self.state_after_last = rng_state_of(self.rng)  # the stream's state after the last batch
-        self.queue: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
+        self.next_batch = self.start = int(start_batch)
+        self.workers = workers
+        self.dropped = [0]  # points redrawn (on_nonfinite="drop") in the batches handed out
+        self._sim_s = [0.0] * workers
+        self.queues = [queue.Queue(maxsize=max(1, prefetch)) for _ in range(workers)]
         self.stop = threading.Event()
-        self.sim_s = 0.0
         self.wait_s = 0.0
-        self.thread = threading.Thread(target=self._run, daemon=True, name="magan-simulator")
-        self.thread.start()
+        self.threads = [threading.Thread(target=self._run, args=(w,), daemon=True,
+                                         name=f"magan-simulator-{w}") for w in range(workers)]
+        for t in self.threads:
+            t.start()
 
-    def _make(self):
-        batch = draw_training_batch(self.simulator, self.space, self.rng, self.batch_size,
-                                    self.transform, self.on_nonfinite, self.dropped)
-        return batch, rng_state_of(self.rng)
+    @property
+    def sim_s(self) -> float:
+        return sum(self._sim_s)
 
-    def _run(self):
+    def _run(self, w: int):
+        k = self.start + w
         while not self.stop.is_set():
             t0 = time.perf_counter()
             try:
-                item = self._make()
+                dropped = [0]
+                item = (draw_training_batch(self.simulator, self.space, batch_rng(self.seed, k),
+                                            self.batch_size, self.transform, self.on_nonfinite,
+                                            dropped), dropped[0])
             except BaseException as err:  # handed to the consumer, raised there
                 item = err
-            self.sim_s += time.perf_counter() - t0
+            self._sim_s[w] += time.perf_counter() - t0
             while not self.stop.is_set():
                 try:
-                    self.queue.put(item, timeout=0.1)
+                    self.queues[w].put(item, timeout=0.1)
                     break
                 except queue.Full:
                     continue
             if isinstance(item, BaseException):
                 return
+            k += self.workers
 
     def next(self):
         t0 = time.perf_counter()
-        item = self.queue.get()
+        item = self.queues[(self.next_batch - self.start) % self.workers].get()
         self.wait_s += time.perf_counter() - t0
         if isinstance(item, BaseException):
             self.close()
             raise item
-        batch, self.state_after_last = item
+        self.next_batch += 1
+        batch, dropped = item
+        self.dropped[0] += dropped
         return batch
 
     def close(self):
         self.stop.set()
-        self.thread.join(timeout=5)
+        for t in self.threads:
+            t.join(timeout=5)
 
 
 # ------------------------------------------------------------------ the loop
@@ -403,7 +436,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     conditions = simulator.conditions
     k_cond = 0 if conditions is None else conditions.dim
     feature_fn = None
-    if features is not None and cfg.feature_weight > 0:
+    if features is not None and (cfg.feature_weight > 0 or cfg.feature_marginal_weight > 0):
         feature_fn = _standardised_features(features, transform, simulator, space, seed)
     net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
            "siamese_width": cfg.siamese_width, "features": cfg.features,
@@ -435,7 +468,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         raise ValueError(f"PretrainConfig.steps_per_call = {cfg.steps_per_call} must be >= 1 and "
                          f"divide log_every = {cfg.log_every}.")
     ckpt = None
-    start, history, feeder_state = 0, [], None
+    start, history, feeder_start = 0, [], 0
     if workdir is not None and cfg.checkpoint_every > 0:
         ckpt = RunCheckpoints(workdir, "pretrain", {
             "config": dataclasses.asdict(cfg), "seed": seed, "simulator": simulator.name,
@@ -444,7 +477,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         found = ckpt.restore(state)
         if found is not None:
             start, state, record = found
-            history, feeder_state = record["history"], record.get("feeder_rng")
+            history, feeder_start = record["history"], record.get("feeder_next_batch", 0)
     if simulator.traceable:
         data = NamedSharding(mesh, PartitionSpec("data"))
 
@@ -482,8 +515,9 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         # each process simulates its own share of the batch from its own stream
         feeder = SimulationFeeder(simulator, space, cfg.batch_size // n_proc,
                                   seed if n_proc == 1 else [seed, jax.process_index()],
-                                  cfg.prefetch, transform, rng_state=feeder_state,
-                                  on_nonfinite=cfg.on_nonfinite)
+                                  cfg.prefetch, transform, start_batch=feeder_start,
+                                  on_nonfinite=cfg.on_nonfinite,
+                                  workers=cfg.simulator_workers or min(4, os.cpu_count() or 1))
 
     # One compiled program per pattern of R1 steps within a call (usually one or two): the steps
     # of a call are unrolled, not looped, because XLA:CPU runs convolutions inside a loop or a
@@ -531,8 +565,8 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
                 # at the first metric fetch at or after every checkpoint_every steps, and at the end
                 if ckpt is not None and (i // cfg.checkpoint_every > (last_good or 0)
                                          // cfg.checkpoint_every or i == cfg.steps):
-                    ckpt.save(i, state, {"history": history, "feeder_rng": None if feeder is None
-                                         else feeder.state_after_last})
+                    ckpt.save(i, state, {"history": history, "feeder_next_batch": 0 if
+                                         feeder is None else feeder.next_batch})
                     last_good = i
     finally:
         bar.close()

@@ -232,17 +232,17 @@ def variety(sampler, simulator, rng, n_points, per_point, features, feature_name
 def replay_training(emulator, simulator, n: int):
     """The first ``n`` images of the emulator's training stream (network space), replayed from
     the seed and batch size it records, with their unit points; or ``None`` with a reason."""
-    from magan.pretraining import draw_training_batch
+    from magan.pretraining import batch_rng, draw_training_batch
 
     info = getattr(emulator, "info", {}) or {}
     if "seed" not in info or "batch_size" not in info.get("config", {}):
         return None, "the emulator records no training seed / batch size"
     if simulator.traceable:
         return None, "the simulator is JAX-traceable: its training stream is drawn on the device"
-    rng = np.random.default_rng(info["seed"])
     units, xs = [], []
     while sum(len(u) for u in units) < n:
-        unit, _, x1, _ = draw_training_batch(simulator, emulator.space, rng,
+        unit, _, x1, _ = draw_training_batch(simulator, emulator.space,
+                                             batch_rng(info["seed"], len(units)),
                                              info["config"]["batch_size"], emulator.transform)
         units.append(unit)
         xs.append(x1)

@@ -21,6 +21,7 @@ import numpy as np
 from magan.simulators import FunctionSimulator
 from magan.space import ConditionSpace
 from magan.studies.calorimeter_simulator import (
+    _RADIAL_ONEHOT,
     ENERGY_RANGE_MEV,
     IMAGE_SHAPE,
     THRESHOLD_MEV,
@@ -54,12 +55,17 @@ def calorimeter_features(images, conditions):
 
 
 def training_features(images, conditions):
-    """Features of pre-training's feature energy score, (N, 23): response, depth, width and the
-    fraction of the incident energy seen in each of the 20 readout layers (jax.numpy). The layer
+    """Features of pre-training's feature energy scores, (N, 31): response, depth, width, the
+    fraction of the incident energy seen in each of the 20 readout layers and the fraction of the
+    visible energy in each of the 8 radial rings (one cell pitch wide; jax.numpy). The layer
     fractions carry the event-to-event fluctuations of the longitudinal profile (and their
-    anti-correlations), which the three summary features alone leave loose."""
+    anti-correlations), the ring fractions the lateral profile, which width (an r^2-weighted
+    mean) alone leaves loose: without them the emulator's halo had holes and hot edges."""
     layers = jnp.sum(images, axis=(1, 2)) / conditions[:, :1]
-    return jnp.concatenate([calorimeter_features(images, conditions), layers], axis=1)
+    rings = images.sum(axis=3).reshape(images.shape[0], -1) @ jnp.asarray(_RADIAL_ONEHOT,
+                                                                           jnp.float32)
+    rings = rings / (rings.sum(axis=1, keepdims=True) + 1.0)  # +1 MeV: empty images stay finite
+    return jnp.concatenate([calorimeter_features(images, conditions), layers, rings], axis=1)
 
 
 def features_numpy(images, energies) -> np.ndarray:
