@@ -4,7 +4,8 @@ magan never looks inside a simulator. Two kinds exist:
 
 * :class:`FunctionSimulator` wraps a NumPy callable ``fn(rng, params) -> images`` that runs on the
   host: not differentiable, not jittable, perhaps slow, perhaps written by someone else. magan runs
-  it in a background thread so the accelerator trains while the next batches are simulated.
+  it in background threads (``PretrainConfig.simulator_workers``; the function must then be
+  thread-safe, or set that to 1) so the accelerator trains while the next batches are simulated.
 * :class:`JaxSimulator` wraps a JAX-traceable ``fn(key, params) -> images``; it runs inside the
   jitted training step.
 
