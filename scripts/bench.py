@@ -213,13 +213,43 @@ def overlap(st, steps) -> dict:
 
 
 # ------------------------------------------------------------------------------------ main
+def step_rounds(n: int, reps: int):
+    """Pre-training step, magan vs PyTorch eager, ``n`` interleaved rounds per study."""
+    print("## Pre-training step, magan vs PyTorch eager, interleaved rounds\n")
+    print("| study | round | magan steps/s | PyTorch eager steps/s | magan / eager |")
+    print("|---|---|---|---|---|")
+    for name, s in studies().items():
+        cfg, b = s["cfg"], s["cfg"].batch_size
+        shape = (s["transform"].network_shape(s["sim"].image_shape) if s["transform"]
+                 else s["sim"].image_shape)
+        pdim = s["space"].dim + (0 if s["cond"] is None else s["cond"].dim)
+        ratios = []
+        for r in range(n):
+            te = torch_step(pdim, shape, cfg, b, max(5, reps // 2), False)
+            mg = magan_step(pdim, shape, cfg, b, reps)
+            if "error" in te:
+                print(f"| {name} | {r + 1} | {mg['steps_per_s']:.1f} | failed: {te['error'][:60]} | |")
+                continue
+            ratios.append(mg["steps_per_s"] / te["steps_per_s"])
+            print(f"| {name} | {r + 1} | {mg['steps_per_s']:.1f} | {te['steps_per_s']:.1f} | "
+                  f"{ratios[-1]:.2f}x |", flush=True)
+        if ratios:
+            print(f"| {name} | median (min-max) | | | {np.median(ratios):.2f}x "
+                  f"({min(ratios):.2f}-{max(ratios):.2f}) |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (rougher numbers)")
     ap.add_argument("--no-torch", action="store_true", help="skip the PyTorch peer")
     ap.add_argument("--no-compile", action="store_true", help="skip torch.compile")
     ap.add_argument("--out", default="runs/bench.json", help="JSON with every number")
+    ap.add_argument("--step-rounds", type=int, default=0, metavar="N",
+                    help="only the pre-training step vs PyTorch eager, N interleaved rounds "
+                         "(eager, magan, eager, magan, ...): the spread between rounds")
     args = ap.parse_args()
+    if args.step_rounds:
+        return step_rounds(args.step_rounds, 10 if args.quick else 40)
     reps = 10 if args.quick else 40
     res: dict = {"machine": machine()}
     m = res["machine"]
