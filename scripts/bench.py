@@ -327,7 +327,7 @@ def main():
               + f" | {sm[1]:.0f} | {sm[1000]:.0f} | {e[1] / sm[1]:.2f}x | "
                 f"{e[1024] / sm[1000]:.1f}x |")
 
-    print("\n## Host simulator overlapped with training (background thread, real run)\n")
+    print("\n## Host simulator overlapped with training (background threads, real run)\n")
     print("| study | steps | steps/s | simulating s | device waited s | overlap |")
     print("|---|---|---|---|---|---|")
     res["overlap"] = {}

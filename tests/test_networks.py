@@ -8,19 +8,24 @@ from magan.networks import (Discriminator, EmulatorNet, ParameterGenerator, Siam
                             n_downsamples)
 
 
-@pytest.mark.parametrize("shape", [(28, 28, 1), (25, 30, 3), (12, 16, 2), (8, 8, 1), (64, 48, 5)])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (25, 30, 3), (8, 8, 1), (64, 48, 5)])
 def test_shapes_follow_the_image(shape):
-    rngs = nnx.Rngs(0)
     n = 3
-    e = EmulatorNet(4, shape, noise_dim=5, width=4, rngs=rngs)
-    img = e(jnp.zeros((n, 4)), jnp.zeros((n, 5)), jnp.zeros((n,) + shape[:2] + (1,)))
+
+    @jax.jit  # one compiled program (op by op, every operation would compile on its own)
+    def run():
+        rngs = nnx.Rngs(0)
+        e = EmulatorNet(4, shape, noise_dim=5, width=4, rngs=rngs)
+        img = e(jnp.zeros((n, 4)), jnp.zeros((n, 5)), jnp.zeros((n,) + shape[:2] + (1,)))
+        s = SiameseNet(shape, 4, width=4, features=8, rngs=rngs)
+        d = Discriminator(shape, width=4, features=8, rngs=rngs)
+        return img, s(img, img), s.regress(img), d(img)
+
+    img, pair, r, logit = run()
     assert img.shape == (n,) + shape
-    s = SiameseNet(shape, 4, width=4, features=8, rngs=rngs)
-    assert s(img, img).shape == (n,)
-    r = s.regress(img)
+    assert pair.shape == (n,)
     assert r.shape == (n, 4) and bool(jnp.all((r >= 0) & (r <= 1)))
-    d = Discriminator(shape, width=4, features=8, rngs=rngs)
-    assert d(img).shape == (n,)
+    assert logit.shape == (n,)
 
 
 def test_downsampling_depth():

@@ -27,16 +27,14 @@ def _leaves(emu):
 
 @pytest.fixture(scope="module")
 def two_per_call():
-    """Reference run: JAX simulator, 2 steps per dispatch (R1 on the first), seed 3."""
-    return train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=2,
-                                                                    r1_every=2),
+    """Reference run: JAX simulator, 2 steps per dispatch, seed 3."""
+    return train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=2),
                           seed=3, progress=False)
 
 
 def test_two_steps_per_call_equal_one_step_per_call(two_per_call):
     two = two_per_call
-    one = train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=1,
-                                                                   r1_every=2),
+    one = train_emulator(line_jax_simulator(), LINE_SPACE, replace(TINY, steps_per_call=1),
                          seed=3, progress=False)
     for a, b in zip(_leaves(one), _leaves(two)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
@@ -91,8 +89,7 @@ def test_four_forced_cpu_devices_match_one_device():
 def test_bfloat16_compute_keeps_float32_parameters_and_trains(two_per_call):
     sim = line_jax_simulator()
     emu = train_emulator(sim, LINE_SPACE, replace(TINY, compute_dtype="bfloat16",
-                                                  steps_per_call=2, r1_every=2), seed=3,
-                         progress=False)
+                                                  steps_per_call=2), seed=3, progress=False)
     assert all(a.dtype == np.float32 for a in _leaves(emu))
     hist = emu.info["pretrain"]["history"]
     assert all(np.isfinite(v) for row in hist for v in row.values())
