@@ -123,6 +123,12 @@ def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1, cond=N
     return adv + 0.5 * r1_gamma * r1, {"loss_d": adv, "r1": r1}
 
 
+def _optimisers(cfg: FitConfig):
+    """G's and D's Adam, built from the same settings for the initial state and the step."""
+    return (optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2),
+            optax.adam(cfg.lr_discriminator, b1=cfg.beta1, b2=cfg.beta2))
+
+
 @functools.lru_cache(maxsize=16)
 def _init_program(p: int, net_shape, cfg: FitConfig, k_cond: int):
     """Jitted ``(keys (R,), start_unit (P,)) -> (G params, D params)`` with a leading replica
@@ -155,8 +161,7 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
 
     def replica_step(params_g, params_d, opt_g, opt_d, boot_idx, do_r1, k, targets, cond,
                      params_e):
-        tx_g = optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2)
-        tx_d = optax.adam(cfg.lr_discriminator, b1=cfg.beta1, b2=cfg.beta2)
+        tx_g, tx_d = _optimisers(cfg)
         k_idx, k_d, k_g = jax.random.split(k, 3)
         rows = boot_idx[jax.random.randint(k_idx, (b,), 0, boot_idx.shape[0])]
         real, c = targets[rows], cond[rows]
@@ -274,8 +279,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
 
     pg, pd = _init_program(p, net_shape, cfg, k_cond)(jax.random.split(k_init, n_rep),
                                                        jnp.asarray(start_unit))
-    tx_g = optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2)
-    tx_d = optax.adam(cfg.lr_discriminator, b1=cfg.beta1, b2=cfg.beta2)
+    tx_g, tx_d = _optimisers(cfg)
     state = {"g": pg, "d": pd, "opt_g": jax.vmap(tx_g.init)(pg), "opt_d": jax.vmap(tx_d.init)(pd),
              "step": jnp.zeros((), jnp.int32)}
     # replica r < R fits the targets, R <= r < 2R the reference set (rows offset by N)
