@@ -71,11 +71,17 @@ class FitConfig:
     bias_correction: bool = True  # with a simulator: subtract the bias measured on a reference set
     bootstrap: bool = True  # resample the targets with replacement per replica (spread = stat. error)
     samples_per_replica: int = 256  # G outputs drawn per replica for the result
+    # the result is drawn from G with its parameters averaged over this last fraction of the steps
+    # (Polyak / iterate averaging: the adversarial updates leave G oscillating around the
+    # solution; the average sits closer to it); 0 = G's final parameters
+    average_last: float = 0.0
     log_every: int = 50
 
     def __post_init__(self):
         if self.init not in ("regressor", "center"):
             raise ValueError(f"FitConfig.init must be 'regressor' or 'center', got {self.init!r}.")
+        if not 0.0 <= self.average_last < 1.0:
+            raise ValueError(f"FitConfig.average_last must be in [0, 1), got {self.average_last}.")
         for name in ("steps", "batch_size", "replicas", "samples_per_replica", "r1_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}.")

@@ -12,6 +12,7 @@ networks' space. It is saved as a folder::
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from magan.compile import jit_once
 from magan.io import atomic_dir, atomic_write_json, to_jsonable
 from magan.networks import EmulatorNet, SiameseNet
 from magan.space import ConditionSpace, ParameterSpace
@@ -30,25 +32,44 @@ __all__ = ["Emulator", "load_emulator", "build_emulator_nets", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 
 
-def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_dim: int = 0):
+def _make_nets(space_dim: int, image_shape, net: dict, key, cond_dim: int):
+    rngs = nnx.Rngs(key)
+    e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
+                    width=net["emulator_width"], noise_channels=net.get("noise_channels", False),
+                    rngs=rngs)
+    s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
+                   features=net["features"], cond_dim=cond_dim, rngs=rngs)
+    return e, s
+
+
+@functools.lru_cache(maxsize=16)
+def _init_program(space_dim: int, image_shape: tuple, net_items: tuple, cond_dim: int):
+    """Jitted ``key -> (params_E, params_S)``: the initialisers run as one compiled program (op by
+    op, each would compile on its own), cached per architecture and independent of the seed, so
+    repeated trainings (and the persistent compilation cache) reuse it."""
+    net = dict(net_items)
+    return jit_once(lambda key: tuple(nnx.split(m, nnx.Param)[1]
+                                     for m in _make_nets(space_dim, image_shape, net, key,
+                                                         cond_dim)))
+
+
+def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_dim: int = 0,
+                        init: bool = True):
     """Create E and S from a network-size dict; returns (graphdef_E, params_E, graphdef_S, params_S).
 
     E is conditioned on ``space_dim + cond_dim`` unit-cube values (parameters, then per-event
     conditions); S sees the ``cond_dim`` conditions beside its images and regresses the parameters.
+    With ``init=False`` the parameters are abstract (shapes and dtypes only, nothing computed):
+    for loading weights or for the structure alone.
     """
-    def make():
-        rngs = nnx.Rngs(seed)
-        e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
-                        width=net["emulator_width"],
-                        noise_channels=net.get("noise_channels", False), rngs=rngs)
-        s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
-                       features=net["features"], cond_dim=cond_dim, rngs=rngs)
-        return e, s
-
-    # the initialisers run as one compiled program (op by op, each would compile on its own)
-    e_abs, s_abs = nnx.eval_shape(make)
-    ge, gs = nnx.split(e_abs, nnx.Param)[0], nnx.split(s_abs, nnx.Param)[0]
-    pe, ps = jax.jit(lambda: tuple(nnx.split(m, nnx.Param)[1] for m in make()))()
+    shape = tuple(int(s) for s in image_shape)
+    e_abs, s_abs = nnx.eval_shape(lambda: _make_nets(space_dim, shape, net, jax.random.key(0),
+                                                     cond_dim))
+    ge, pe = nnx.split(e_abs, nnx.Param)[:2]
+    gs, ps = nnx.split(s_abs, nnx.Param)[:2]
+    if init:
+        pe, ps = _init_program(space_dim, shape, tuple(sorted(net.items())), cond_dim)(
+            jax.random.key(seed))
     return ge, pe, gs, ps
 
 
@@ -73,14 +94,14 @@ def emulate(graphdef, params, unit, key, compute_dtype=jnp.float32):
     return net(unit, z, pix).astype(jnp.float32)
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, np.ndarray]:
+def _flatten(d: dict, prefix: str = "", leaf=np.asarray) -> dict:
     out = {}
     for k, v in d.items():
         key = f"{prefix}/{k}" if prefix else str(k)
         if isinstance(v, dict):
-            out.update(_flatten(v, key))
+            out.update(_flatten(v, key, leaf))
         else:
-            out[key] = np.asarray(v)
+            out[key] = leaf(v)
     return out
 
 
@@ -114,7 +135,7 @@ class Emulator:
         self.info = dict(info or {})
         if graphdefs is None:
             graphdefs = build_emulator_nets(space.dim, self.network_shape, self.net, 0,
-                                            self.cond_dim)[::2]
+                                            self.cond_dim, init=False)[::2]
         self.graphdef_e, self.graphdef_s = graphdefs
         self.params_e = params_e
         self.params_s = params_s
@@ -288,7 +309,7 @@ def load_emulator(path) -> Emulator:
     image_shape = tuple(meta["image_shape"])
     ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(image_shape),
                                          meta["net"], 0,
-                                         0 if conditions is None else conditions.dim)
+                                         0 if conditions is None else conditions.dim, init=False)
     try:
         with np.load(weights_file, allow_pickle=False) as z:
             flat = {k: z[k] for k in z.files}
@@ -297,8 +318,8 @@ def load_emulator(path) -> Emulator:
     loaded = []
     for prefix, state in (("emulator/", pe), ("siamese/", ps)):
         sub = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}
-        expect = _flatten(nnx.to_pure_dict(state))
-        if set(sub) != set(expect) or any(sub[k].shape != expect[k].shape for k in expect):
+        expect = _flatten(nnx.to_pure_dict(state), leaf=lambda a: tuple(a.shape))
+        if set(sub) != set(expect) or any(sub[k].shape != expect[k] for k in expect):
             raise ValueError(f"{weights_file} does not match the networks described in "
                              f"{meta_file} (different layers or shapes); the files do not belong "
                              "together.")

@@ -26,6 +26,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from magan.compile import jit_once
 from magan.config import FitConfig
 from magan.emulator import Emulator, check_images, emulate
 from magan.io import write_metrics, atomic_write_json
@@ -137,7 +138,12 @@ def _init_program(p: int, net_shape, cfg: FitConfig, k_cond: int):
         (_, pg), (_, pd) = _build(p, net_shape, cfg, start_unit, k, k_cond)
         return pg, pd
 
-    return jax.jit(jax.vmap(init_replica, in_axes=(0, None)))
+    return jit_once(jax.vmap(init_replica, in_axes=(0, None)))
+
+
+def averaging_start(cfg: FitConfig) -> int:
+    """The first step (0-based) whose G enters the averaged G the result is drawn from."""
+    return min(cfg.steps - 1, int(round(cfg.steps * (1.0 - cfg.average_last))))
 
 
 @functools.lru_cache(maxsize=16)
@@ -151,6 +157,7 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
     compiled step serves every fit with the same settings and shapes.
     """
     b = cfg.batch_size
+    avg_from = averaging_start(cfg)
 
     def generate(params_g, params_e, c, k):
         """G's parameters (B, P) and E's images at them and at the batch's conditions c (B, K)."""
@@ -194,7 +201,14 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
                                      pick(state["opt_d"]), boot[r], do_r1, keys[r], targets,
                                      cond, params_e))
         pg_, pd_, og, od, m = jax.tree.map(lambda *a: jnp.stack(a), *outs)
-        return {"g": pg_, "d": pd_, "opt_g": og, "opt_d": od, "step": state["step"] + 1}, m
+        # running mean of G's parameters over the steps from avg_from on (weight 1/(n + 1); the
+        # first of them, and with average_last = 0 the last, is taken as it is)
+        n_avg = state["step"] - avg_from
+        w = 1.0 / (jnp.maximum(n_avg, 0).astype(jnp.float32) + 1.0)
+        g_avg = jax.tree.map(lambda a, g: jnp.where(n_avg == 0, g, jnp.where(
+            n_avg > 0, a + w * (g - a), a)), state["g_avg"], pg_)
+        return {"g": pg_, "d": pd_, "opt_g": og, "opt_d": od, "g_avg": g_avg,
+                "step": state["step"] + 1}, m
 
     return jax.jit(step, donate_argnums=(0,))
 
@@ -281,7 +295,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
                                                        jnp.asarray(start_unit))
     tx_g, tx_d = _optimisers(cfg)
     state = {"g": pg, "d": pd, "opt_g": jax.vmap(tx_g.init)(pg), "opt_d": jax.vmap(tx_d.init)(pd),
-             "step": jnp.zeros((), jnp.int32)}
+             "g_avg": jax.tree.map(jnp.copy, pg), "step": jnp.zeros((), jnp.int32)}
     # replica r < R fits the targets, R <= r < 2R the reference set (rows offset by N)
     if cfg.bootstrap:
         boot = jax.random.randint(k_boot, (n_rep, n_targets), 0, n_targets)
@@ -326,7 +340,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         return nnx.merge(gg, params_g)(z)
 
     out_keys = jax.random.split(k_out, n_rep)
-    unit = np.stack([np.asarray(draw(jax.tree.map(lambda a: a[r], state["g"]), out_keys[r]))
+    unit = np.stack([np.asarray(draw(jax.tree.map(lambda a: a[r], state["g_avg"]), out_keys[r]))
                      for r in range(n_rep)])
     raw = space.from_unit(unit[:cfg.replicas].reshape(-1, p))
     bias = None

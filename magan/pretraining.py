@@ -195,15 +195,17 @@ def _stack(trees):
     return jax.tree.map(lambda *a: jnp.stack(a), *trees)
 
 
-def host_batches_program(step, key, pattern: tuple[bool, ...]):
+def host_batches_program(step, pattern: tuple[bool, ...]):
     """One jitted program running ``len(pattern)`` steps, unrolled, on host-simulated batches.
 
-    ``run(state, units, conds, x1s, x2s) -> (state, metrics)``: the batches are stacked along a
-    leading axis of len(pattern) ((n, B, P + K), (n, B, K), (n, B, H, W, C) twice); step j applies
-    R1 iff ``pattern[j]``; each step's key is ``fold_in(key, step counter)``; every metric comes
-    back with a leading axis of len(pattern). The state is donated.
+    ``run(state, key, units, conds, x1s, x2s) -> (state, metrics)``: the batches are stacked along
+    a leading axis of len(pattern) ((n, B, P + K), (n, B, K), (n, B, H, W, C) twice); step j
+    applies R1 iff ``pattern[j]``; each step's key is ``fold_in(key, step counter)``; every metric
+    comes back with a leading axis of len(pattern). The state is donated. The run's key is an
+    argument, not a constant of the program, so runs with other seeds reuse the compiled program
+    (through JAX's persistent compilation cache when it is enabled).
     """
-    def run(state, units, conds, x1s, x2s):
+    def run(state, key, units, conds, x1s, x2s):
         metrics = []
         for j, r1 in enumerate(pattern):
             state, m = step(state, units[j], conds[j], x1s[j], x2s[j],
@@ -481,7 +483,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     if simulator.traceable:
         data = NamedSharding(mesh, PartitionSpec("data"))
 
-        def sim_step(state, r1):
+        def sim_step(state, key, r1):
             # the step's key follows from the step counter alone, so several steps per dispatch
             # (unrolled) give exactly the result of one step per dispatch
             ku, k1, k2, ks = jax.random.split(jax.random.fold_in(key, state["step"]), 4)
@@ -499,10 +501,10 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
             return step(state, unit, cond, x1, x2, ks, r1)
 
         def group(pattern):
-            def run(state):
+            def run(state, key):
                 metrics = []
                 for r1 in pattern:
-                    state, m = sim_step(state, r1)
+                    state, m = sim_step(state, key, r1)
                     metrics.append(m)
                 return state, _stack(metrics)
             return jax.jit(run, donate_argnums=(0,))
@@ -510,7 +512,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         feeder = None
     else:
         def group(pattern):
-            return host_batches_program(step, key, pattern)
+            return host_batches_program(step, pattern)
 
         # each process simulates its own share of the batch from its own stream
         feeder = SimulationFeeder(simulator, space, cfg.batch_size // n_proc,
@@ -537,11 +539,11 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
             if pattern not in compiled:
                 compiled[pattern] = group(pattern)
             if feeder is None:
-                state, metrics = compiled[pattern](state)
+                state, metrics = compiled[pattern](state, key)
             else:
                 batches = [feeder.next() for _ in range(n_now)]
                 stacked = shard_batch([np.stack(a) for a in zip(*batches)], mesh, axis=1)
-                state, metrics = compiled[pattern](state, *stacked)
+                state, metrics = compiled[pattern](state, key, *stacked)
             pending.append(metrics)
             if t_compile is None:
                 jax.block_until_ready(state)

@@ -103,8 +103,8 @@ def magan_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int
     programs, flops = {}, 0.0
     for pattern in patterns:  # each distinct program compiled once, used below
         if pattern not in programs:
-            programs[pattern] = host_batches_program(step, key, pattern).lower(
-                state, unit, cond, x1, x2).compile()
+            programs[pattern] = host_batches_program(step, pattern).lower(
+                state, key, unit, cond, x1, x2).compile()
         cost = programs[pattern].cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         flops += float(cost.get("flops", float("nan"))) if cost else float("nan")
@@ -112,7 +112,7 @@ def magan_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int
 
     def run():
         for pattern in patterns:
-            box["state"], m = programs[pattern](box["state"], unit, cond, x1, x2)
+            box["state"], m = programs[pattern](box["state"], key, unit, cond, x1, x2)
         jax.block_until_ready(box["state"])
 
     sec = timed(run, max(1, reps // n_steps), warmup=1) / n_steps
