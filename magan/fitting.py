@@ -201,12 +201,12 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
                                      pick(state["opt_d"]), boot[r], do_r1, keys[r], targets,
                                      cond, params_e))
         pg_, pd_, og, od, m = jax.tree.map(lambda *a: jnp.stack(a), *outs)
-        # running mean of G's parameters over the steps from avg_from on (weight 1/(n + 1); the
-        # first of them, and with average_last = 0 the last, is taken as it is)
+        # running mean of G's parameters over the steps from avg_from on (weight 1/(n + 1), 0
+        # before); its first step, and with average_last = 0 the last, is G as it is
         n_avg = state["step"] - avg_from
-        w = 1.0 / (jnp.maximum(n_avg, 0).astype(jnp.float32) + 1.0)
-        g_avg = jax.tree.map(lambda a, g: jnp.where(n_avg == 0, g, jnp.where(
-            n_avg > 0, a + w * (g - a), a)), state["g_avg"], pg_)
+        w = jnp.where(n_avg > 0, 1.0 / (n_avg.astype(jnp.float32) + 1.0), 0.0)
+        g_avg = jax.tree.map(lambda a, g: jnp.where(n_avg == 0, g, a + w * (g - a)),
+                             state["g_avg"], pg_)
         return {"g": pg_, "d": pd_, "opt_g": og, "opt_d": od, "g_avg": g_avg,
                 "step": state["step"] + 1}, m
 
