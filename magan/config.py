@@ -75,11 +75,16 @@ class FitConfig:
     # (Polyak / iterate averaging: the adversarial updates leave G oscillating around the
     # solution; the average sits closer to it); 0 = G's final parameters
     average_last: float = 0.0
+    # weight, in G's loss, of the energy distance between the high-level features of G's emulated
+    # images and of the target batch (feature matching; needs fit(..., features=...)); 0 = off
+    feature_weight: float = 0.0
     log_every: int = 50
 
     def __post_init__(self):
         if self.init not in ("regressor", "center"):
             raise ValueError(f"FitConfig.init must be 'regressor' or 'center', got {self.init!r}.")
+        if not self.feature_weight >= 0.0:
+            raise ValueError(f"FitConfig.feature_weight must be >= 0, got {self.feature_weight}.")
         if not 0.0 <= self.average_last < 1.0:
             raise ValueError(f"FitConfig.average_last must be in [0, 1), got {self.average_last}.")
         for name in ("steps", "batch_size", "replicas", "samples_per_replica", "r1_every"):

@@ -11,6 +11,15 @@ is what measures how well the finite target set pins that point down.
 
 G starts where S's auxiliary regression head (trained on simulations during pre-training) places
 the targets (``init="regressor"``), or at the centre of the box (``init="center"``).
+
+With high-level features (``fit(..., features=f)`` and ``FitConfig.feature_weight > 0``) G's loss
+also has a feature-matching term (Salimans et al. 2016, here on physical features rather than D's):
+the energy distance between the standardised features of G's emulated batch and of the target
+batch, made at the same per-event conditions. D judges whole images, where a batch of 32 carries
+little information on a parameter that moves the showers by less than their own fluctuations; the
+energy distance looks at exactly the quantities that parameter moves and, being a proper distance
+between distributions, is zero only when G's images match the targets' in distribution, so G's
+outputs contract onto the parameters instead of wandering with D.
 """
 
 from __future__ import annotations
@@ -124,6 +133,41 @@ def discriminator_loss(params_d, graphdef_d, real, fake, r1_gamma, do_r1, cond=N
     return adv + 0.5 * r1_gamma * r1, {"loss_d": adv, "r1": r1}
 
 
+def feature_energy_distance(f_fake, f_real, u, cond_scale):
+    """Energy distance ``2 E|a - b| - E|a - a'| - E|b - b'|`` between two batches of standardised
+    features (B, F), every pair included. ``u`` (B, K) are the rows' unit-cube conditions (shared
+    by the two batches, K may be 0), appended to both with weight ``cond_scale``: pairs at distant
+    conditions are then far apart whatever their features, and the distance compares events at
+    alike conditions. Zero in expectation only when the two distributions agree."""
+    a = jnp.concatenate([f_fake, cond_scale * u], axis=1)
+    b = jnp.concatenate([f_real, cond_scale * u], axis=1)
+
+    def mean_norm(x, y):
+        d2 = jnp.sum((x[:, None, :] - y[None, :, :]) ** 2, axis=-1)
+        return jnp.mean(jnp.sqrt(d2 + 1e-6))
+
+    return 2.0 * mean_norm(a, b) - mean_norm(a, a) - mean_norm(b, b)
+
+
+def feature_scales(values, cond_unit):
+    """Per-feature centre and scale (F,) of the targets' features ``values`` (N, F): the mean and
+    the standard deviation left after a quadratic fit in each unit-cube condition (N, K), so a
+    feature that follows the beam energy is measured against its event-to-event spread, not against
+    its spread over the energies. Raises on non-finite features."""
+    v = np.asarray(values, np.float64)
+    if v.ndim != 2 or not np.isfinite(v).all():
+        raise ValueError(f"features(images, conditions) must return finite values of shape (N, F) "
+                         f"for the targets; got shape {v.shape} (finite: {np.isfinite(v).all()}).")
+    u = np.asarray(cond_unit, np.float64)
+    design = np.concatenate([np.ones((len(v), 1)), u, u ** 2], axis=1)
+    coef, *_ = np.linalg.lstsq(design, v, rcond=None)
+    resid = v - design @ coef
+    dof = max(len(v) - design.shape[1], 1)
+    sd = np.sqrt(np.sum(resid ** 2, axis=0) / dof)
+    sd = np.maximum(sd, 1e-3 * v.std(axis=0) + 1e-12)
+    return v.mean(axis=0).astype(np.float32), sd.astype(np.float32)
+
+
 def _optimisers(cfg: FitConfig):
     """G's and D's Adam, built from the same settings for the initial state and the step."""
     return (optax.adam(cfg.lr_generator, b1=cfg.beta1, b2=cfg.beta2),
@@ -147,17 +191,27 @@ def averaging_start(cfg: FitConfig) -> int:
 
 
 @functools.lru_cache(maxsize=16)
-def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
+def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool,
+              features=None, transform=None):
     """The jitted fit step for one configuration and set of network structures, with or without
     D's lazy R1 penalty (two programs: XLA:CPU runs a ``lax.cond`` branch's convolutions slowly).
 
-    ``step(state, key, targets, cond, boot, params_e) -> (state, metrics)``: the data (targets
-    (M, H, W, C) in network space, their unit-cube conditions (M, K), the bootstrap rows
-    (n_rep, N)) and E's parameters are arguments, not constants baked into the program, so one
-    compiled step serves every fit with the same settings and shapes.
+    ``step(state, key, targets, cond, boot, params_e, fdata) -> (state, metrics)``: the data
+    (targets (M, H, W, C) in network space, their unit-cube conditions (M, K), the bootstrap rows
+    (n_rep, N)), E's parameters and the feature data (``None`` without features, else the
+    physical conditions (M, K), the features' centre and scale (F,)) are arguments, not constants
+    baked into the program, so one compiled step serves every fit with the same settings and
+    shapes. ``features(images, conditions)`` (physical units, jax.numpy) and the emulator's
+    ``transform`` turn network-space images into features.
     """
     b = cfg.batch_size
     avg_from = averaging_start(cfg)
+    use_features = features is not None and cfg.feature_weight > 0
+
+    def std_features(x_net, fdata, rows):
+        c = fdata["cond_phys"][rows] if k_cond else None
+        f = features(transform.inverse(x_net, c, xp=jnp), c)
+        return (f - fdata["mu"]) / fdata["sd"]
 
     def generate(params_g, params_e, c, k):
         """G's parameters (B, P) and E's images at them and at the batch's conditions c (B, K)."""
@@ -167,7 +221,7 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
         return unit, emulate(ge, params_e, jnp.concatenate([unit, c], axis=1), ke)
 
     def replica_step(params_g, params_d, opt_g, opt_d, boot_idx, do_r1, k, targets, cond,
-                     params_e):
+                     params_e, fdata):
         tx_g, tx_d = _optimisers(cfg)
         k_idx, k_d, k_g = jax.random.split(k, 3)
         rows = boot_idx[jax.random.randint(k_idx, (b,), 0, boot_idx.shape[0])]
@@ -179,17 +233,25 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
         upd, opt_d = tx_d.update(grads, opt_d, params_d)
         params_d = optax.apply_updates(params_d, upd)
 
+        f_real = std_features(real, fdata, rows) if use_features else None
+
         def g_loss(pg_):
             u, f = generate(pg_, params_e, c, k_g)
-            return jax.nn.softplus(-nnx.merge(gd, params_d)(f, c_d)).mean(), u
+            adv = jax.nn.softplus(-nnx.merge(gd, params_d)(f, c_d)).mean()
+            if not use_features:
+                return adv, (u, adv, jnp.zeros(()))
+            # conditions weigh 3 feature standard deviations per unit of their range
+            dist = feature_energy_distance(std_features(f, fdata, rows), f_real, c, 3.0)
+            return adv + cfg.feature_weight * dist, (u, adv, dist)
 
-        (loss_g, u), grads = jax.value_and_grad(g_loss, has_aux=True)(params_g)
+        (_, (u, loss_g, dist)), grads = jax.value_and_grad(g_loss, has_aux=True)(params_g)
         upd, opt_g = tx_g.update(grads, opt_g, params_g)
         params_g = optax.apply_updates(params_g, upd)
         return params_g, params_d, opt_g, opt_d, {**m_d, "loss_g": loss_g,
+                                                  "feature_distance": dist,
                                                   "unit_mean": u.mean(axis=0)}
 
-    def step(state, k, targets, cond, boot, params_e):
+    def step(state, k, targets, cond, boot, params_e, fdata):
         keys = jax.random.split(k, n_rep)
         # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
         # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs
@@ -199,7 +261,7 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
             pick = lambda tree: jax.tree.map(lambda a: a[r], tree)  # noqa: E731
             outs.append(replica_step(pick(state["g"]), pick(state["d"]), pick(state["opt_g"]),
                                      pick(state["opt_d"]), boot[r], do_r1, keys[r], targets,
-                                     cond, params_e))
+                                     cond, params_e, fdata))
         pg_, pd_, og, od, m = jax.tree.map(lambda *a: jnp.stack(a), *outs)
         # running mean of G's parameters over the steps from avg_from on (weight 1/(n + 1), 0
         # before); its first step, and with average_last = 0 the last, is G as it is
@@ -214,7 +276,7 @@ def _fit_step(cfg: FitConfig, gg, gd, ge, n_rep: int, k_cond: int, do_r1: bool):
 
 
 def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, seed: int = 0,
-        target_conditions=None, simulator=None, workdir=None,
+        target_conditions=None, simulator=None, features=None, workdir=None,
         progress: bool | None = None) -> FitResult:
     """Fit the simulator parameters to ``target_images`` through a frozen emulator.
 
@@ -233,6 +295,12 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         truth is known; the fit's error there estimates the bias that the emulator's
         imperfections put into the fit, and it is subtracted (parametric-bootstrap bias
         correction). Its spread is added to the reported uncertainty.
+      features: optional ``features(images, conditions) -> (B, F)`` written with ``jax.numpy``
+        (physical images, physical conditions or ``None``), high-level features such as the
+        ones pre-training used. With ``config.feature_weight > 0`` G's loss adds the energy
+        distance between the features of its emulated batch and of the target batch, each
+        feature in units of the targets' event-to-event spread (module docstring). Pass a
+        module-level function: the compiled step is cached per function.
       workdir: if given, ``fit_metrics.csv`` and ``fit.json`` are written there.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
     Returns:
@@ -260,6 +328,13 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
                          "target_conditions.")
     else:
         cond = None
+    if cfg.feature_weight > 0 and features is None:
+        raise ValueError(f"FitConfig.feature_weight = {cfg.feature_weight} needs the features: "
+                         "pass fit(..., features=f) with f(images, conditions) -> (N, F), or set "
+                         "feature_weight=0.")
+    if features is not None and not callable(features):
+        raise TypeError(f"features must be a function f(images, conditions) -> (N, F), got "
+                        f"{type(features).__name__}.")
     t0 = time.perf_counter()
 
     if cfg.init == "regressor":
@@ -305,7 +380,20 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     targets_dev = jnp.asarray(data)
     cond_dev = jnp.asarray(data_cond_unit)
     pe = emulator.params_e
-    jsteps = [_fit_step(cfg, gg, gd, emulator.graphdef_e, n_rep, k_cond, r1)
+    use_features = features is not None and cfg.feature_weight > 0
+    fdata = None
+    if use_features:
+        cond_phys = None if cond is None else jnp.asarray(data_cond, jnp.float32)
+        phys = emulator.transform.inverse(targets_dev[:n_targets], None if cond is None
+                                          else cond_phys[:n_targets], xp=jnp)
+        mu, sd = feature_scales(features(phys, None if cond is None else cond_phys[:n_targets]),
+                                data_cond_unit[:n_targets])
+        fdata = {"mu": jnp.asarray(mu), "sd": jnp.asarray(sd),
+                 "cond_phys": (jnp.zeros((data.shape[0], 0), jnp.float32) if cond is None
+                               else cond_phys)}
+    jsteps = [_fit_step(cfg, gg, gd, emulator.graphdef_e, n_rep, k_cond, r1,
+                        features if use_features else None,
+                        emulator.transform if use_features else None)
               for r1 in (False, True)]
     history, pending = [], []
     bar = progress_bar(cfg.steps, "fitting", progress)
@@ -313,12 +401,13 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     try:
         for i in range(cfg.steps):
             state, m = jsteps[i % cfg.r1_every == 0](state, jax.random.fold_in(k_train, i),
-                                                  targets_dev, cond_dev, boot, pe)
+                                                  targets_dev, cond_dev, boot, pe, fdata)
             pending.append(m)
             if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
                 host = jax.device_get(pending)
                 row = {"step": i + 1}
-                for name in ("loss_d", "loss_g", "r1"):
+                for name in ("loss_d", "loss_g", "r1") + (("feature_distance",)
+                                                          if use_features else ()):
                     row[name] = float(np.mean([h[name] for h in host]))
                 if not np.isfinite([row["loss_d"], row["loss_g"]]).all():
                     raise FloatingPointError(
@@ -328,7 +417,9 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
                 row.update({f"mean_{n}": float(v) for n, v in zip(space.names, phys)})
                 history.append(row)
                 pending = []
-                bar.set_postfix(format_metrics({k_: row[k_] for k_ in ("loss_d", "loss_g")}),
+                bar.set_postfix(format_metrics({k_: row[k_] for k_ in ("loss_d", "loss_g",
+                                                                       "feature_distance")
+                                               if k_ in row}),
                                 refresh=False)
                 bar.update(len(host))
     finally:

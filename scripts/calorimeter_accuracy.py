@@ -28,6 +28,7 @@ from magan.studies.calorimeter_model import (
     calorimeter_features,
     calorimeter_simulator,
     features_numpy,
+    training_features,
 )
 from magan.studies.calorimeter_simulator import CALO_SPACE, FEATURE_NAMES
 
@@ -71,7 +72,8 @@ def main():
         targets = sim.simulate(np.random.default_rng(2000 + k), np.tile(truth, (len(cond), 1)),
                                CALO_SPACE, conditions=cond)
         t1 = time.perf_counter()
-        r = fit(emu, targets, cfg.fit, seed=args.seed + k, target_conditions=cond, simulator=sim)
+        r = fit(emu, targets, cfg.fit, seed=args.seed + k, target_conditions=cond, simulator=sim,
+                features=training_features)
         fit_s = time.perf_counter() - t1
         inside = np.clip(r.mean, CALO_SPACE.low, CALO_SPACE.high)  # the mean may step outside
         clo = closure_check(sim, CALO_SPACE, inside, targets, seed=k, target_conditions=cond,

@@ -163,3 +163,45 @@ def test_cli_sample_h5_and_fit_from_it(emulator, tmp_path, capsys):
     assert main(["fit", "--emulator", str(tmp_path / "emu"), "--data", str(out), "--preset",
                  "tiny", "--out", str(tmp_path / "fit"), "--quiet"]) == 0
     assert (tmp_path / "fit" / "fit.json").exists()
+
+
+def blob_features(images, conditions):
+    """(N, 8, 8, 2) images, (N, 1) energies -> (N, 2): brightness over energy, r^2-weighted width."""
+    import jax.numpy as jnp
+
+    yy, xx = np.mgrid[:8, :8] - 3.5
+    r2 = jnp.asarray(yy ** 2 + xx ** 2, jnp.float32)
+    img = images[..., 0]
+    tot = img.sum(axis=(1, 2))
+    width = jnp.sqrt(jnp.sum(img * r2, axis=(1, 2)) / (tot + 1e-6))
+    return jnp.stack([tot / conditions[:, 0], width], axis=1)
+
+
+def test_fit_feature_matching(emulator):
+    rng = np.random.default_rng(2)
+    cond = COND.sample(rng, 64)
+    targets = emulator.sample([2.0], cond, seed=6)
+    cfg = magan.config.replace(magan.FIT_PRESETS["tiny"], feature_weight=1.0)
+    res = magan.fit(emulator, targets, cfg, seed=0, target_conditions=cond,
+                    features=blob_features)
+    dist = [row["feature_distance"] for row in res.history]
+    assert np.isfinite(dist).all() and np.isfinite(res.mean).all()
+    with pytest.raises(ValueError, match="needs the features"):
+        magan.fit(emulator, targets, cfg, target_conditions=cond)
+
+
+def test_feature_energy_distance_and_scales():
+    from magan.fitting import feature_energy_distance, feature_scales
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 400, 3)).astype(np.float32)
+    u = rng.uniform(size=(400, 1)).astype(np.float32)
+    same = float(feature_energy_distance(a, b, u, 3.0))
+    shifted = float(feature_energy_distance(a + 0.5, b, u, 3.0))
+    assert abs(same) < 0.05 and shifted > 0.05 and shifted > 5 * abs(same)
+    # a feature that follows the condition is scaled by its spread around the trend
+    v = np.stack([10 * u[:, 0] + 0.1 * rng.standard_normal(400), rng.standard_normal(400)], 1)
+    mu, sd = feature_scales(v, u)
+    np.testing.assert_allclose(sd, [0.1, 1.0], rtol=0.15)
+    with pytest.raises(ValueError, match="finite"):
+        feature_scales(np.full((4, 2), np.nan), u[:4])

@@ -271,7 +271,7 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
     targets = simulator.simulate(rng, np.tile(truth, (len(cond), 1)), CALO_SPACE, conditions=cond)
     t2 = time.perf_counter()
     result = fit(emu, targets, cfg.fit, seed=seed, target_conditions=cond, simulator=simulator,
-                 workdir=out, progress=progress)
+                 features=training_features, workdir=out, progress=progress)
     timings["fit_s"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
