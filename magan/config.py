@@ -69,6 +69,10 @@ class FitConfig:
     init: str = "regressor"  # where G starts: "regressor" (S's auxiliary estimate) or "center"
     init_scale: float = 0.05  # initial spread of G's output layer
     bias_correction: bool = True  # with a simulator: subtract the bias measured on a reference set
+    # where the reference set is simulated: "start" (S's estimate; fitted beside the targets in one
+    # pass) or "fit" (the uncorrected fit's mean; a second pass after it: the parametric
+    # bootstrap, which measures the bias where it applies)
+    bias_reference: str = "start"
     bootstrap: bool = True  # resample the targets with replacement per replica (spread = stat. error)
     samples_per_replica: int = 256  # G outputs drawn per replica for the result
     # the result is drawn from G with its parameters averaged over this last fraction of the steps
@@ -83,6 +87,9 @@ class FitConfig:
     def __post_init__(self):
         if self.init not in ("regressor", "center"):
             raise ValueError(f"FitConfig.init must be 'regressor' or 'center', got {self.init!r}.")
+        if self.bias_reference not in ("start", "fit"):
+            raise ValueError(f"FitConfig.bias_reference must be 'start' or 'fit', got "
+                             f"{self.bias_reference!r}.")
         if not self.feature_weight >= 0.0:
             raise ValueError(f"FitConfig.feature_weight must be >= 0, got {self.feature_weight}.")
         if not 0.0 <= self.average_last < 1.0:

@@ -62,9 +62,13 @@ class FitResult:
       replica_means: (R, P) mean of each replica's outputs.
       start: (P,) where G started (S's regression estimate or the box centre).
       raw_mean: (P,) mean of G's outputs on the targets before bias correction.
-      bias: (P,) the fit's bias measured on a reference set simulated at ``start`` (``None``
-        when no simulator was given); ``mean = raw_mean - bias``.
+      bias: (P,) the fit's bias measured on a reference set simulated at ``reference_at``
+        (``None`` when no simulator was given); ``mean = raw_mean - bias``.
+      reference_at: (P,) where the reference set was simulated: ``start``
+        (``FitConfig.bias_reference = "start"``) or the uncorrected fit, clipped to the box
+        (``"fit"``); ``None`` without bias correction.
       history: metric rows over steps.
+      reference_history: the reference fit's metric rows (``bias_reference = "fit"``), else [].
       timing: seconds spent.
     """
 
@@ -76,7 +80,9 @@ class FitResult:
     start: np.ndarray
     raw_mean: np.ndarray | None = None
     bias: np.ndarray | None = None
+    reference_at: np.ndarray | None = None
     history: list[dict] = field(default_factory=list)
+    reference_history: list[dict] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
 
@@ -91,6 +97,8 @@ class FitResult:
             {n: float(v) for n, v in zip(self.names, self.raw_mean)},
             "bias": None if self.bias is None else
             {n: float(v) for n, v in zip(self.names, self.bias)},
+            "reference_at": None if self.reference_at is None else
+            {n: float(v) for n, v in zip(self.names, self.reference_at)},
             "replica_means": self.replica_means.tolist(),
             "n_samples": int(self.samples.shape[0]),
             "timing": self.timing,
@@ -291,10 +299,11 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
       config: a :class:`~magan.FitConfig`; ``None`` means the ``default`` preset.
       seed: the same seed gives the same result on the same machine.
       simulator: the black-box simulator, optional. When given (and ``config.bias_correction``),
-        the fit also runs on a reference set that the simulator makes at the starting point, whose
-        truth is known; the fit's error there estimates the bias that the emulator's
-        imperfections put into the fit, and it is subtracted (parametric-bootstrap bias
-        correction). Its spread is added to the reported uncertainty.
+        the fit also runs on a reference set that the simulator makes at a known point (the
+        starting point, or with ``config.bias_reference = "fit"`` the uncorrected fit); the
+        fit's error there estimates the bias that the emulator's imperfections put into the fit,
+        and it is subtracted (parametric-bootstrap bias correction). Its spread is added to the
+        reported uncertainty.
       features: optional ``features(images, conditions) -> (B, F)`` written with ``jax.numpy``
         (physical images, physical conditions or ``None``), high-level features such as the
         ones pre-training used. With ``config.feature_weight > 0`` G's loss adds the energy
@@ -336,120 +345,147 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         raise TypeError(f"features must be a function f(images, conditions) -> (N, F), got "
                         f"{type(features).__name__}.")
     t0 = time.perf_counter()
+    use_features = features is not None and cfg.feature_weight > 0
+    net_shape = emulator.network_shape
 
-    if cfg.init == "regressor":
-        start_unit = np.clip(space.to_unit(np.clip(emulator.estimate(targets, cond), space.low,
-                                                   space.high)).mean(axis=0), 0.02, 0.98)
-    else:
-        start_unit = np.full(p, 0.5)
-    start_unit = start_unit.astype(np.float32)
+    def start_of(images):
+        """G's starting point (P,) in the unit cube for a set of images at the targets' conditions."""
+        if cfg.init != "regressor":
+            return np.full(p, 0.5, np.float32)
+        est = np.clip(emulator.estimate(images, cond), space.low, space.high)
+        return np.clip(space.to_unit(est).mean(axis=0), 0.02, 0.98).astype(np.float32)
 
+    def simulate_reference(at):
+        ref = simulator.simulate(np.random.default_rng([seed, 7]), np.tile(at, (n_targets, 1)),
+                                 space, conditions=cond)
+        return check_images(ref, emulator.image_shape, "reference")
+
+    def train(sets, start_unit, key, label):
+        """Fit ``cfg.replicas`` (G, D) pairs to each image set in ``sets`` (each (N, H, W, C),
+        physical, at the targets' conditions), all starting at ``start_unit``. Returns G's draws
+        in the unit cube (len(sets) * R, S, P), the metric history of the first set and the
+        loop's seconds."""
+        n_sets = len(sets)
+        n_rep = cfg.replicas * n_sets
+        data_cond = None if cond is None else np.concatenate([cond] * n_sets)
+        data = emulator.to_network(np.concatenate(sets), data_cond)
+        # per row: unit-cube conditions for E and D (K columns, possibly 0)
+        data_cond_unit = (np.zeros((data.shape[0], 0), np.float32) if cond is None
+                          else emulator.conditions.to_unit(data_cond).astype(np.float32))
+        k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
+        g_abs, d_abs = nnx.eval_shape(
+            lambda: _build(p, net_shape, cfg, start_unit, jax.random.key(0), k_cond, split=False))
+        gg, gd = nnx.split(g_abs, nnx.Param)[0], nnx.split(d_abs, nnx.Param)[0]
+        pg, pd = _init_program(p, net_shape, cfg, k_cond)(jax.random.split(k_init, n_rep),
+                                                           jnp.asarray(start_unit))
+        tx_g, tx_d = _optimisers(cfg)
+        state = {"g": pg, "d": pd, "opt_g": jax.vmap(tx_g.init)(pg),
+                 "opt_d": jax.vmap(tx_d.init)(pd), "g_avg": jax.tree.map(jnp.copy, pg),
+                 "step": jnp.zeros((), jnp.int32)}
+        # replicas [s R, (s + 1) R) fit set s (its rows offset by s N)
+        if cfg.bootstrap:
+            boot = jax.random.randint(k_boot, (n_rep, n_targets), 0, n_targets)
+        else:
+            boot = jnp.tile(jnp.arange(n_targets), (n_rep, 1))
+        boot = boot + n_targets * (jnp.arange(n_rep) // cfg.replicas)[:, None]
+        data_dev = jnp.asarray(data)
+        cond_dev = jnp.asarray(data_cond_unit)
+        fdata = None
+        if use_features:
+            # feature centre and scales from the first set (the targets, or the reference set
+            # of a fit-point bias correction: the reference fit repeats the procedure)
+            cond_phys = (jnp.zeros((data.shape[0], 0), jnp.float32) if cond is None
+                         else jnp.asarray(data_cond, jnp.float32))
+            first_cond = None if cond is None else cond_phys[:n_targets]
+            phys = emulator.transform.inverse(data_dev[:n_targets], first_cond, xp=jnp)
+            mu, sd = feature_scales(features(phys, first_cond), data_cond_unit[:n_targets])
+            fdata = {"mu": jnp.asarray(mu), "sd": jnp.asarray(sd), "cond_phys": cond_phys}
+        jsteps = [_fit_step(cfg, gg, gd, emulator.graphdef_e, n_rep, k_cond, r1,
+                            features if use_features else None,
+                            emulator.transform if use_features else None)
+                  for r1 in (False, True)]
+        pe = emulator.params_e
+        history, pending = [], []
+        bar = progress_bar(cfg.steps, label, progress)
+        t_loop = time.perf_counter()
+        try:
+            for i in range(cfg.steps):
+                state, m = jsteps[i % cfg.r1_every == 0](state, jax.random.fold_in(k_train, i),
+                                                      data_dev, cond_dev, boot, pe, fdata)
+                pending.append(m)
+                if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
+                    host = jax.device_get(pending)
+                    row = {"step": i + 1}
+                    for name in ("loss_d", "loss_g", "r1") + (("feature_distance",)
+                                                              if use_features else ()):
+                        row[name] = float(np.mean([h[name] for h in host]))
+                    if not np.isfinite([row["loss_d"], row["loss_g"]]).all():
+                        raise FloatingPointError(
+                            f"Non-finite fit loss at step {i + 1}: {row}. Lower lr_generator / "
+                            "lr_discriminator or raise r1_gamma.")
+                    phys = space.from_unit(np.mean(host[-1]["unit_mean"][:cfg.replicas], axis=0))
+                    row.update({f"mean_{n}": float(v) for n, v in zip(space.names, phys)})
+                    history.append(row)
+                    pending = []
+                    bar.set_postfix(format_metrics({k_: row[k_] for k_ in
+                                                    ("loss_d", "loss_g", "feature_distance")
+                                                    if k_ in row}), refresh=False)
+                    bar.update(len(host))
+        finally:
+            bar.close()
+        loop_s = time.perf_counter() - t_loop
+
+        def draw(params_g, k):
+            z = jax.random.normal(k, (cfg.samples_per_replica, cfg.noise_len))
+            return nnx.merge(gg, params_g)(z)
+
+        out_keys = jax.random.split(k_out, n_rep)
+        unit = np.stack([np.asarray(draw(jax.tree.map(lambda a: a[r], state["g_avg"]),
+                                         out_keys[r])) for r in range(n_rep)])
+        return unit, history, loop_s
+
+    start_unit = start_of(targets)
     start = space.from_unit(start_unit.astype(np.float64))
     correct = simulator is not None and cfg.bias_correction
-    data, data_cond = targets, cond
-    if correct:
-        ref = simulator.simulate(np.random.default_rng([seed, 7]), np.tile(start, (n_targets, 1)),
-                                 space, conditions=cond)
-        data = np.concatenate([targets, check_images(ref, emulator.image_shape, "reference")])
-        data_cond = None if cond is None else np.concatenate([cond, cond])
-    data = emulator.to_network(data, data_cond)
-    # per row: unit-cube conditions for E and D (K columns, possibly 0)
-    data_cond_unit = (np.zeros((data.shape[0], 0), np.float32) if cond is None
-                      else emulator.conditions.to_unit(data_cond).astype(np.float32))
-    n_sets = 2 if correct else 1
-    n_rep = cfg.replicas * n_sets
-
     key = jax.random.key(seed)
-    k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
-    net_shape = emulator.network_shape
-    g_abs, d_abs = nnx.eval_shape(
-        lambda: _build(p, net_shape, cfg, start_unit, jax.random.key(0), k_cond, split=False))
-    gg, gd = nnx.split(g_abs, nnx.Param)[0], nnx.split(d_abs, nnx.Param)[0]
-
-    pg, pd = _init_program(p, net_shape, cfg, k_cond)(jax.random.split(k_init, n_rep),
-                                                       jnp.asarray(start_unit))
-    tx_g, tx_d = _optimisers(cfg)
-    state = {"g": pg, "d": pd, "opt_g": jax.vmap(tx_g.init)(pg), "opt_d": jax.vmap(tx_d.init)(pd),
-             "g_avg": jax.tree.map(jnp.copy, pg), "step": jnp.zeros((), jnp.int32)}
-    # replica r < R fits the targets, R <= r < 2R the reference set (rows offset by N)
-    if cfg.bootstrap:
-        boot = jax.random.randint(k_boot, (n_rep, n_targets), 0, n_targets)
+    ref_history, ref_at = [], None
+    if correct and cfg.bias_reference == "start":
+        # one pass: the reference set, simulated at the start, is fitted beside the targets
+        ref_at = start
+        unit, history, loop_s = train([targets, simulate_reference(start)], start_unit, key,
+                                      "fitting")
+        raw, ref_unit = unit[:cfg.replicas], unit[cfg.replicas:]
     else:
-        boot = jnp.tile(jnp.arange(n_targets), (n_rep, 1))
-    boot = boot + n_targets * (jnp.arange(n_rep) >= cfg.replicas)[:, None]
-    targets_dev = jnp.asarray(data)
-    cond_dev = jnp.asarray(data_cond_unit)
-    pe = emulator.params_e
-    use_features = features is not None and cfg.feature_weight > 0
-    fdata = None
-    if use_features:
-        cond_phys = None if cond is None else jnp.asarray(data_cond, jnp.float32)
-        phys = emulator.transform.inverse(targets_dev[:n_targets], None if cond is None
-                                          else cond_phys[:n_targets], xp=jnp)
-        mu, sd = feature_scales(features(phys, None if cond is None else cond_phys[:n_targets]),
-                                data_cond_unit[:n_targets])
-        fdata = {"mu": jnp.asarray(mu), "sd": jnp.asarray(sd),
-                 "cond_phys": (jnp.zeros((data.shape[0], 0), jnp.float32) if cond is None
-                               else cond_phys)}
-    jsteps = [_fit_step(cfg, gg, gd, emulator.graphdef_e, n_rep, k_cond, r1,
-                        features if use_features else None,
-                        emulator.transform if use_features else None)
-              for r1 in (False, True)]
-    history, pending = [], []
-    bar = progress_bar(cfg.steps, "fitting", progress)
-    t_loop = time.perf_counter()
-    try:
-        for i in range(cfg.steps):
-            state, m = jsteps[i % cfg.r1_every == 0](state, jax.random.fold_in(k_train, i),
-                                                  targets_dev, cond_dev, boot, pe, fdata)
-            pending.append(m)
-            if (i + 1) % cfg.log_every == 0 or i + 1 == cfg.steps:
-                host = jax.device_get(pending)
-                row = {"step": i + 1}
-                for name in ("loss_d", "loss_g", "r1") + (("feature_distance",)
-                                                          if use_features else ()):
-                    row[name] = float(np.mean([h[name] for h in host]))
-                if not np.isfinite([row["loss_d"], row["loss_g"]]).all():
-                    raise FloatingPointError(
-                        f"Non-finite fit loss at step {i + 1}: {row}. Lower lr_generator / "
-                        "lr_discriminator or raise r1_gamma.")
-                phys = space.from_unit(np.mean(host[-1]["unit_mean"][:cfg.replicas], axis=0))
-                row.update({f"mean_{n}": float(v) for n, v in zip(space.names, phys)})
-                history.append(row)
-                pending = []
-                bar.set_postfix(format_metrics({k_: row[k_] for k_ in ("loss_d", "loss_g",
-                                                                       "feature_distance")
-                                               if k_ in row}),
-                                refresh=False)
-                bar.update(len(host))
-    finally:
-        bar.close()
-    loop_s = time.perf_counter() - t_loop
-
-    def draw(params_g, k):
-        z = jax.random.normal(k, (cfg.samples_per_replica, cfg.noise_len))
-        return nnx.merge(gg, params_g)(z)
-
-    out_keys = jax.random.split(k_out, n_rep)
-    unit = np.stack([np.asarray(draw(jax.tree.map(lambda a: a[r], state["g_avg"]), out_keys[r]))
-                     for r in range(n_rep)])
-    raw = space.from_unit(unit[:cfg.replicas].reshape(-1, p))
+        unit, history, loop_s = train([targets], start_unit, key, "fitting")
+        raw, ref_unit = unit, None
+    replica_means = space.from_unit(raw.mean(axis=1))
+    raw = space.from_unit(raw.reshape(-1, p))
+    if correct and cfg.bias_reference == "fit":
+        # a second pass on a reference set simulated where the first one landed (the parametric
+        # bootstrap): the same procedure, started where S places the reference set
+        ref_at = np.clip(raw.mean(axis=0), space.low, space.high)
+        ref = simulate_reference(ref_at)
+        ref_unit, ref_history, ref_s = train([ref], start_of(ref), jax.random.fold_in(key, 1),
+                                             "reference fit")
+        loop_s += ref_s
     bias = None
     samples, std = raw, raw.std(axis=0)
     if correct:
-        ref_samples = space.from_unit(unit[cfg.replicas:].reshape(-1, p))
-        bias = ref_samples.mean(axis=0) - start
+        ref_samples = space.from_unit(ref_unit.reshape(-1, p))
+        bias = ref_samples.mean(axis=0) - ref_at
         samples = raw - bias
         std = np.sqrt(raw.var(axis=0) + ref_samples.var(axis=0))
     result = FitResult(
         names=space.names, samples=samples, mean=samples.mean(axis=0), std=std,
-        replica_means=space.from_unit(unit[:cfg.replicas].mean(axis=1)), start=start,
-        raw_mean=raw.mean(axis=0), bias=bias,
-        history=history,
+        replica_means=replica_means, start=start,
+        raw_mean=raw.mean(axis=0), bias=bias, reference_at=ref_at,
+        history=history, reference_history=ref_history,
         timing={"total_s": time.perf_counter() - t0, "loop_s": loop_s,
-                "steps_per_s": cfg.steps / loop_s},
+                "steps_per_s": cfg.steps * (2 if ref_history else 1) / loop_s},
         config=dataclasses.asdict(cfg))
     if workdir is not None:
         write_metrics(workdir, "fit", history)
+        if ref_history:
+            write_metrics(workdir, "fit_reference", ref_history)
         atomic_write_json(f"{workdir}/fit.json", result.to_dict())
     return result
