@@ -181,13 +181,20 @@ def test_fit_feature_matching(emulator):
     rng = np.random.default_rng(2)
     cond = COND.sample(rng, 64)
     targets = emulator.sample([2.0], cond, seed=6)
-    cfg = magan.config.replace(magan.FIT_PRESETS["tiny"], feature_weight=1.0)
+    cfg = magan.config.replace(magan.FIT_PRESETS["tiny"], feature_weight=1.0,
+                               bias_reference="fit")
     res = magan.fit(emulator, targets, cfg, seed=0, target_conditions=cond,
-                    features=blob_features)
-    dist = [row["feature_distance"] for row in res.history]
+                    features=blob_features, simulator=simulator())
+    dist = [row["feature_distance"] for row in res.history + res.reference_history]
+    assert len(res.reference_history) == len(res.history) > 0
     assert np.isfinite(dist).all() and np.isfinite(res.mean).all()
+    # the reference set was simulated at the uncorrected fit, and its fit's error is subtracted
+    np.testing.assert_allclose(res.reference_at, np.clip(res.raw_mean, SPACE.low, SPACE.high))
+    np.testing.assert_allclose(res.mean, res.raw_mean - res.bias, rtol=1e-6)
     with pytest.raises(ValueError, match="needs the features"):
         magan.fit(emulator, targets, cfg, target_conditions=cond)
+    with pytest.raises(ValueError, match="bias_reference must be 'start' or 'fit'"):
+        magan.config.replace(cfg, bias_reference="truth")
 
 
 def test_feature_energy_distance_and_scales():
