@@ -304,6 +304,7 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
         "max_abs_error_pct_of_range": float(np.max(np.abs(err_pct))),
         "raw_fit_mean": named(result.raw_mean),
         "bias_correction": None if result.bias is None else named(result.bias),
+        "bias_reference_at": None if result.reference_at is None else named(result.reference_at),
         "start": named(result.start),
         "start_error_pct_of_range": named((result.start - truth) / CALO_SPACE.width * 100.0),
         "closure": closure,
@@ -317,6 +318,8 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
     atomic_write_json(out / "physics.json", pub)
 
     hist = {"pre-training": emu.info.get("pretrain", {}).get("history", []), "fit": result.history}
+    if result.reference_history:
+        hist["fit (reference set)"] = result.reference_history
     plot_losses(hist, out / "losses.png")
     plot_physics(physics, out)
     grid_rng = np.random.default_rng(seed + 4)
