@@ -39,10 +39,6 @@ class PretrainConfig:
     energy_weight: float = 10.0  # weight of the energy score of E's samples vs the simulator's
     feature_weight: float = 0.0  # weight of the energy score of high-level features (if given)
     feature_marginal_weight: float = 0.0  # weight of the sum over features of 1-D energy scores
-    # weight of the spread-matching term: each feature's within-point spread (squared difference
-    # of two emulations at one point) against the simulator's, as a linear function of the
-    # conditions (pretraining.spread_mismatch)
-    feature_spread_weight: float = 0.0
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     prefetch: int = 4  # batches each background simulator thread keeps ready
     simulator_workers: int = 0  # host simulator threads (0: min(4, CPU cores)); same batches for any

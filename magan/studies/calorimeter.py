@@ -73,8 +73,8 @@ class CalorimeterStudyConfig:
 # What the calorimeter needs beyond the line study's settings (each measured in
 # studies/calorimeter/README.md): the energy score of high-level features (response, depth, width,
 # layer energies) weighted far above the pixel-level one, and a cosine decay of the learning rates.
-_CALO = dict(feature_weight=100.0, feature_marginal_weight=20.0, feature_spread_weight=20.0,
-             energy_weight=1.0, lr_schedule="cosine")
+_CALO = dict(feature_weight=100.0, feature_marginal_weight=20.0, energy_weight=1.0,
+             lr_schedule="cosine")
 _CALO_PRETRAIN = {
     "tiny": replace(PRETRAIN_PRESETS["tiny"], **_CALO),
     "default": replace(PRETRAIN_PRESETS["default"], steps=30000, log_every=200, **_CALO),
