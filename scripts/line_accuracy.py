@@ -21,7 +21,8 @@ from magan import fit, load_emulator, train_emulator
 from magan.closure import closure_check
 from magan.io import atomic_write_json
 from magan.studies.line import study_preset
-from magan.studies.line_simulator import LINE_FEATURES, LINE_SPACE, line_features, line_simulator
+from magan.studies.line_simulator import (LINE_FEATURES, LINE_SPACE, line_features,
+                                          line_fit_features, line_simulator)
 
 # Five points spread over the box; the last three each have parameters within 15 % of a bound.
 TRUTHS = np.array([
@@ -42,10 +43,18 @@ def main():
     ap.add_argument("--init", default=None, help="override FitConfig.init (regressor|center)")
     ap.add_argument("--no-bias-correction", action="store_true",
                     help="fit without the simulator's reference set")
+    ap.add_argument("--fit", default="", help="FitConfig overrides, e.g. replicas=6,steps=800")
     args = ap.parse_args()
     cfg = study_preset(args.preset)
     fit_cfg = cfg.fit
     from magan.config import replace
+    if args.fit:
+        changes = {}
+        for item in args.fit.split(","):
+            k, v = item.split("=")
+            kind = type(getattr(fit_cfg, k))
+            changes[k] = v if kind is str else (v.lower() == "true" if kind is bool else kind(v))
+        fit_cfg = replace(fit_cfg, **changes)
     if args.init:
         fit_cfg = replace(fit_cfg, init=args.init)
     if args.no_bias_correction:
@@ -65,7 +74,8 @@ def main():
                 if min(t - lo, hi - t) <= 0.15 * (hi - lo)]
         targets = sim.simulate(np.random.default_rng(1000 + k), np.tile(truth, (cfg.n_targets, 1)))
         t1 = time.perf_counter()
-        r = fit(emu, targets, fit_cfg, seed=args.seed + k, simulator=sim)
+        r = fit(emu, targets, fit_cfg, seed=args.seed + k, simulator=sim,
+                features=line_fit_features)
         fit_s = time.perf_counter() - t1
         clo = closure_check(sim, LINE_SPACE, r.mean, targets, seed=k, features=line_features,
                             feature_names=LINE_FEATURES)

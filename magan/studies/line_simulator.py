@@ -22,7 +22,8 @@ import numpy as np
 from magan.simulators import FunctionSimulator, JaxSimulator
 from magan.space import ParameterSpace
 
-__all__ = ["LINE_SPACE", "IMAGE_SHAPE", "LINE_FEATURES", "render_lines", "simulate_lines", "line_features", "line_simulator",
+__all__ = ["LINE_SPACE", "IMAGE_SHAPE", "LINE_FEATURES", "render_lines", "simulate_lines", "line_features", "line_fit_features",
+           "line_simulator",
            "line_jax_simulator"]
 
 IMAGE_SHAPE = (28, 28, 1)
@@ -97,8 +98,11 @@ LINE_FEATURES = ("intensity", "x_center", "x_length", "slope", "height", "thickn
 _THRESHOLD = 0.1  # pixels below this (about 3 sigma of the pixel noise) are ignored
 
 
-def line_features(images) -> np.ndarray:
+def line_features(images, xp=np) -> np.ndarray:
     """High-level features of line images, robust to pixel noise. (N, 28, 28, 1) -> (N, 6).
+
+    ``xp``: ``numpy`` (float64, the default) or ``jax.numpy`` (float32, differentiable: the fit's
+    feature matching uses :func:`line_fit_features`).
 
     Columns (all in pixels unless noted), from the thresholded intensity ``w = max(img - 0.1, 0)``:
 
@@ -109,20 +113,30 @@ def line_features(images) -> np.ndarray:
     * ``thickness``: weighted RMS distance of intensity from that line, across it: a blurred
       line is thicker, a misplaced one has the wrong slope/height/extent.
     """
-    img = np.asarray(images, np.float64)[..., 0]
+    dtype = np.float64 if xp is np else np.float32
+    img = xp.asarray(images, dtype)[..., 0]
     n, h, w = img.shape
-    wgt = np.clip(img - _THRESHOLD, 0.0, None)
+    wgt = xp.maximum(img - _THRESHOLD, 0.0)
     tot = wgt.sum(axis=(1, 2)) + 1e-9
-    xs = np.arange(w) + 0.5 - w / 2.0
-    ys = np.arange(h) + 0.5
+    xs_np = np.arange(w) + 0.5 - w / 2.0
+    yy_np, xx_np = np.meshgrid(np.arange(h) + 0.5, xs_np, indexing="ij")
+    xs, yy, xx = (xp.asarray(a, dtype) for a in (xs_np, yy_np, xx_np))
     col = wgt.sum(axis=1)  # (n, w)
     xc = (col * xs).sum(1) / tot
     xvar = (col * (xs - xc[:, None]) ** 2).sum(1) / tot
-    yy, xx = np.meshgrid(ys, xs, indexing="ij")
     ym = (wgt * yy).sum((1, 2)) / tot
     cov = (wgt * (xx - xc[:, None, None]) * (yy - ym[:, None, None])).sum((1, 2)) / tot
-    slope = cov / np.maximum(xvar, 1e-6)
+    slope = cov / xp.maximum(xvar, 1e-6)
     height = ym - slope * xc
     resid = yy - (slope[:, None, None] * xx + height[:, None, None])
-    thick = np.sqrt((wgt * resid ** 2).sum((1, 2)) / tot / (1.0 + slope ** 2))
-    return np.stack([tot, xc + w / 2.0, np.sqrt(12.0 * xvar), slope, height, thick], axis=1)
+    thick = xp.sqrt((wgt * resid ** 2).sum((1, 2)) / tot / (1.0 + slope ** 2) + 1e-12)
+    return xp.stack([tot, xc + w / 2.0, xp.sqrt(12.0 * xvar + 1e-12), slope, height, thick],
+                    axis=1)
+
+
+def line_fit_features(images, conditions=None):
+    """:func:`line_features` in jax.numpy with the ``features(images, conditions)`` signature of
+    :func:`magan.fit` (the line study has no conditions)."""
+    import jax.numpy as jnp
+
+    return line_features(images, xp=jnp)
