@@ -69,6 +69,11 @@ def test_line_features_recover_parameters():
     assert np.abs(col["x_center"] - (p[:, 2] + p[:, 3] / 2)).mean() < 0.3
     assert np.abs(col["x_length"] - p[:, 3]).mean() < 0.6
     assert np.abs(col["thickness"] - 0.5).mean() < 0.1
+    # the jax.numpy version the fit differentiates computes the same features (float32)
+    from magan.studies.line_simulator import line_fit_features
+    np.testing.assert_allclose(np.asarray(line_fit_features(line_simulator().simulate(
+        np.random.default_rng(1), p[:20]))), line_features(line_simulator().simulate(
+            np.random.default_rng(1), p[:20])), rtol=1e-4, atol=1e-4)
 
 
 def test_jax_simulator_matches_numpy_distribution():
