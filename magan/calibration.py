@@ -65,7 +65,7 @@ def summarise_calibration(names, truths, means, stds, width) -> dict:
 
 def fit_calibration(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: int = 500,
                     fit_config: FitConfig | None = None, seed: int = 0, inner: float = 0.8,
-                    workdir=None, progress: bool | None = None) -> dict:
+                    workdir=None, progress: bool | None = None, fit_features=None) -> dict:
     """Fit ``n_truths`` simulated target sets and measure bias and coverage (module docstring).
 
     Args:
@@ -75,6 +75,8 @@ def fit_calibration(emulator: Emulator, simulator, *, n_truths: int = 20, n_targ
       n_targets: target images per truth. With per-event conditions they are drawn uniformly
         over the condition space (log-uniform on log scales), as a test beam at mixed energies.
       fit_config: the fit settings (default :class:`FitConfig`).
+      fit_features: the fit's ``features(images, conditions)`` (jax.numpy), needed when
+        ``fit_config.feature_weight > 0`` (see :func:`magan.fit`).
       workdir: where ``calibration.json`` (and its figure, by the caller) go; enables resuming.
     Returns:
       ``{"settings", "truths", "means", "stds", "summary"}`` (lists, physical units).
@@ -107,7 +109,7 @@ def fit_calibration(emulator: Emulator, simulator, *, n_truths: int = 20, n_targ
         targets = simulator.simulate(trng, np.tile(truths[i], (n_targets, 1)), space,
                                      conditions=cond)
         res = fit(emulator, targets, cfg, seed=seed + i, simulator=simulator,
-                  target_conditions=cond, progress=progress)
+                  target_conditions=cond, features=fit_features, progress=progress)
         done["means"].append(res.mean.tolist())
         done["stds"].append(res.std.tolist())
         done["seconds"].append(time.perf_counter() - t0)

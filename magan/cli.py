@@ -291,6 +291,7 @@ def _cmd_validate(args) -> int:
             cfg = replace(cfg, calibration_targets=kit.calibration_targets)
         extra = dict(features=kit.features, feature_names=kit.feature_names,
                      constraints=kit.constraints, fit_config=kit.fit_config,
+                     fit_features=kit.fit_features,
                      voxel_transform=kit.voxel_transform, voxel_label=kit.voxel_label,
                      title=f"{kit.name} study")
     if args.preset == "tiny":  # a smoke test: the smallest fit that still has a spread

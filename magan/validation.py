@@ -270,11 +270,13 @@ def check_memorisation(emulator, simulator, n, seed):
     return res
 
 
-def check_calibration(emulator, simulator, n_truths, n_targets, fit_config, seed, out, progress):
+def check_calibration(emulator, simulator, n_truths, n_targets, fit_config, seed, out, progress,
+                      fit_features=None):
     if not n_truths:
         return {"status": "skipped", "reason": "calibration_truths = 0"}
     res = fit_calibration(emulator, simulator, n_truths=n_truths, n_targets=n_targets,
-                          fit_config=fit_config, seed=seed, workdir=out, progress=progress)
+                          fit_config=fit_config, seed=seed, workdir=out, progress=progress,
+                          fit_features=fit_features)
     s = res["summary"]
     se, nom = s["coverage_stderr"], s["nominal"]
     ok1 = s["coverage_1sigma"] >= nom["1sigma"] - 2 * se["1sigma"]
@@ -427,7 +429,7 @@ def _numbers(name, row) -> str:
 # ------------------------------------------------------------------------------------ driver
 def validate(emulator, simulator, *, out, features=None, feature_names=None, constraints=(),
              config: ValidationConfig | None = None, fit_config: FitConfig | None = None,
-             voxel_transform=None, voxel_label: str = "pixel value", title: str = "emulator",
+             fit_features=None, voxel_transform=None, voxel_label: str = "pixel value", title: str = "emulator",
              emulator_label: str = "in memory", seed: int = 0,
              progress: bool | None = None) -> dict:
     """Run the validation suite (module docstring) and write the report into ``out``.
@@ -444,6 +446,8 @@ def validate(emulator, simulator, *, out, features=None, feature_names=None, con
       constraints: :class:`~magan.constraints.Constraint` objects.
       config: a :class:`ValidationConfig` (default preset when None).
       fit_config: the fit settings of the calibration (default :class:`~magan.FitConfig`).
+      fit_features: the fit's jax.numpy ``features(images, conditions)``, needed when
+        ``fit_config.feature_weight > 0`` (feature matching, :func:`magan.fit`).
       voxel_transform: maps the pooled pixel values before their distances (e.g. log of the
         nonzero ones), labelled ``voxel_label``.
       title, emulator_label: how the report names the study and the emulator.
@@ -510,7 +514,7 @@ def validate(emulator, simulator, *, out, features=None, feature_names=None, con
     timed("calibration", lambda: check_calibration(
         emulator, simulator, 20 if cfg.calibration_truths is None else cfg.calibration_truths,
         cfg.calibration_targets or 500, fit_config,
-        seed, out, progress))
+        seed, out, progress, fit_features))
 
     figures = [_plot_distributions(hists, {"voxels": voxel_label}, out / "distributions.png").name]
     axis_names = list(emulator.space.names) + ([] if emulator.conditions is None

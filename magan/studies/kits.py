@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from magan.config import FIT_PRESETS, FitConfig
+from magan.config import FitConfig
 from magan.constraints import Constraint, non_negative, total_at_most, value_range
 
 __all__ = ["StudyKit", "study_kit", "kit_for", "STUDY_NAMES"]
@@ -25,6 +25,8 @@ class StudyKit:
     """A study's pieces for :func:`magan.validate`.
 
     ``features(images, conditions) -> (N, F)`` (NumPy, physical units) with ``feature_names``;
+    ``fit_config`` and ``fit_features`` (jax.numpy) are the study's fit settings and the features
+    its feature matching uses;
     ``voxel_transform`` maps pooled pixel values before their 1-D distances (e.g. log10 of the
     nonzero calorimeter cells); ``calibration_truths``/``calibration_targets`` set the default
     fit calibration (truth points, target images each)."""
@@ -37,6 +39,7 @@ class StudyKit:
     feature_names: tuple[str, ...]
     constraints: tuple[Constraint, ...]
     fit_config: FitConfig
+    fit_features: Callable | None = None
     voxel_transform: Callable | None = None
     voxel_label: str = "pixel value"
     calibration_truths: int = 20
@@ -44,12 +47,14 @@ class StudyKit:
 
 
 def _line_kit() -> StudyKit:
+    from magan.studies.line import PRESETS as LINE_PRESETS
     from magan.studies.line_simulator import (
         AMPLITUDE_JITTER,
         LINE_FEATURES,
         LINE_SPACE,
         PIXEL_NOISE,
         line_features,
+        line_fit_features,
         line_simulator,
     )
 
@@ -58,12 +63,17 @@ def _line_kit() -> StudyKit:
         "line", line_simulator, LINE_SPACE, None,
         lambda x, c: line_features(x), LINE_FEATURES,
         (value_range(-8 * PIXEL_NOISE, hi),),
-        FIT_PRESETS["default"])
+        LINE_PRESETS["default"].fit, fit_features=line_fit_features)
 
 
 def _calorimeter_kit() -> StudyKit:
     from magan.studies.calorimeter import PRESETS
-    from magan.studies.calorimeter_model import CALO_CONDITIONS, calorimeter_simulator, features_numpy
+    from magan.studies.calorimeter_model import (
+        CALO_CONDITIONS,
+        calorimeter_simulator,
+        features_numpy,
+        training_features,
+    )
     from magan.studies.calorimeter_simulator import CALO_SPACE, THRESHOLD_MEV, sparsity
 
     sf_max = CALO_SPACE.high[list(CALO_SPACE.names).index("sampling_fraction")]
@@ -86,7 +96,7 @@ def _calorimeter_kit() -> StudyKit:
     return StudyKit(
         "calorimeter", calorimeter_simulator, CALO_SPACE, CALO_CONDITIONS, features,
         ("response", "depth_x0", "width_mm", "sparsity"), constraints, PRESETS["default"].fit,
-        voxel_transform=lambda v: np.log10(v[v > 0]), voxel_label="log10 cell energy / MeV",
+        fit_features=training_features, voxel_transform=lambda v: np.log10(v[v > 0]), voxel_label="log10 cell energy / MeV",
         calibration_truths=10)
 
 
