@@ -54,7 +54,7 @@ def main():
         for item in args.fit.split(","):
             k, v = item.split("=")
             field = type(getattr(cfg.fit, k))
-            changes[k] = v if field is str else field(v)
+            changes[k] = v if field is str else (v.lower() == "true" if field is bool else field(v))
         cfg = dataclasses.replace(cfg, fit=replace(cfg.fit, **changes))
     out = Path(args.out)
     sim = calorimeter_simulator()
