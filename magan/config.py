@@ -137,3 +137,18 @@ def config_from_dict(cls, d: dict):
 def replace(cfg, **changes):
     """``dataclasses.replace`` that names an unknown field instead of a TypeError."""
     return config_from_dict(type(cfg), {**dataclasses.asdict(cfg), **changes})
+
+
+def replace_from_text(cfg, text: str):
+    """:func:`replace` with changes written ``"name=value,name=value"`` (a command line's), each
+    value converted to the type of the field's current value (``true``/``false`` for booleans);
+    an unknown name is an error that lists the known ones."""
+    changes = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, value = item.partition("=")
+        if not hasattr(cfg, name):
+            return replace(cfg, **{name: value})  # raises, naming the known fields
+        kind = type(getattr(cfg, name))
+        changes[name] = (value if kind is str else value.lower() == "true" if kind is bool
+                         else kind(value))
+    return replace(cfg, **changes)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from magan import fit, load_emulator, train_emulator
-from magan.config import replace
+from magan.config import replace_from_text
 from magan.closure import closure_check
 from magan.io import atomic_write_json
 from magan.studies.calorimeter import DEFAULT_TRUTH, study_preset
@@ -50,12 +50,7 @@ def main():
     args = ap.parse_args()
     cfg = study_preset(args.preset)
     if args.fit:
-        changes = {}
-        for item in args.fit.split(","):
-            k, v = item.split("=")
-            field = type(getattr(cfg.fit, k))
-            changes[k] = v if field is str else (v.lower() == "true" if field is bool else field(v))
-        cfg = dataclasses.replace(cfg, fit=replace(cfg.fit, **changes))
+        cfg = dataclasses.replace(cfg, fit=replace_from_text(cfg.fit, args.fit))
     out = Path(args.out)
     sim = calorimeter_simulator()
     t0 = time.perf_counter()

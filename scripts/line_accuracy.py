@@ -47,14 +47,9 @@ def main():
     args = ap.parse_args()
     cfg = study_preset(args.preset)
     fit_cfg = cfg.fit
-    from magan.config import replace
+    from magan.config import replace, replace_from_text
     if args.fit:
-        changes = {}
-        for item in args.fit.split(","):
-            k, v = item.split("=")
-            kind = type(getattr(fit_cfg, k))
-            changes[k] = v if kind is str else (v.lower() == "true" if kind is bool else kind(v))
-        fit_cfg = replace(fit_cfg, **changes)
+        fit_cfg = replace_from_text(fit_cfg, args.fit)
     if args.init:
         fit_cfg = replace(fit_cfg, init=args.init)
     if args.no_bias_correction:

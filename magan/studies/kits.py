@@ -96,7 +96,8 @@ def _calorimeter_kit() -> StudyKit:
     return StudyKit(
         "calorimeter", calorimeter_simulator, CALO_SPACE, CALO_CONDITIONS, features,
         ("response", "depth_x0", "width_mm", "sparsity"), constraints, PRESETS["default"].fit,
-        fit_features=training_features, voxel_transform=lambda v: np.log10(v[v > 0]), voxel_label="log10 cell energy / MeV",
+        fit_features=training_features, voxel_transform=lambda v: np.log10(v[v > 0]),
+        voxel_label="log10 cell energy / MeV",
         calibration_truths=10)
 
 
