@@ -5,8 +5,9 @@ import pytest
 from flax import nnx
 
 from magan.compile import jit_once
-from magan.networks import (Discriminator, EmulatorNet, ParameterGenerator, SiameseNet,
-                            n_downsamples)
+from magan.networks import (Discriminator, EmulatorNet, ImageEncoder, ParameterGenerator,
+                            SiameseNet, _upsample, coord_channels, fourier_channels, n_downsamples,
+                            patches_conv)
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (25, 30, 3), (8, 8, 1), (64, 48, 5)])
@@ -72,3 +73,93 @@ def test_generator_starts_at_init_and_stays_in_cube():
     assert out.shape == (500, 3)
     assert bool(jnp.all((out > 0) & (out < 1)))
     np.testing.assert_allclose(out.mean(0), init, atol=0.01)
+
+
+# ---------------------------------------------- the layers equal the plain formulation
+def _plain_conv(x, kernel, strides=(1, 1)):
+    return jax.lax.conv_general_dilated(x, kernel, strides, "SAME",
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _plain_encoder(enc, x, cond=None):
+    """ImageEncoder as concatenate-and-convolve with lax convolutions throughout."""
+    n, h, w, _ = x.shape
+    parts = [x, coord_channels(n, h, w, h, w)]
+    if cond is not None:
+        parts.append(jnp.broadcast_to(cond[:, None, None, :], (n, h, w, cond.shape[-1])))
+    x = jax.nn.leaky_relu(_plain_conv(jnp.concatenate(parts, -1), enc.stem.kernel[...])
+                          + enc.stem.bias[...])
+    for conv in enc.downs:
+        x = jax.nn.leaky_relu(_plain_conv(x, conv.kernel[...], (2, 2)) + conv.bias[...])
+    return jax.nn.leaky_relu(enc.fc(x.reshape(n, -1)))
+
+
+def _plain_emulator(e, cond, z, pixel_noise):
+    """EmulatorNet's full-resolution stage as concatenate-and-convolve (coarse stages shared)."""
+    h, w, _ = e.image_shape
+    n = cond.shape[0]
+    full_h, full_w = e.h0 * 2 ** e.levels, e.w0 * 2 ** e.levels
+    x = jax.nn.leaky_relu(e.fc(jnp.concatenate([cond, z], axis=-1)))
+    ctx = jnp.concatenate([cond, z], axis=-1) if e.noise_channels else cond
+    x = x.reshape(n, e.h0, e.w0, e.c0)
+    for i, conv in enumerate(e.convs):
+        if i > 0:
+            x = _upsample(x)
+        x = jax.nn.leaky_relu(conv(jnp.concatenate(e._with_context(x, ctx, full_h, full_w), -1)))
+    if e.levels > 0:
+        x = _upsample(x)
+    parts = e._with_context(x, ctx, full_h, full_w)
+    hh, ww = x.shape[1:3]
+    parts += [fourier_channels(parts[1], e.fourier),
+              jnp.pad(pixel_noise, ((0, 0), (0, hh - h), (0, ww - w), (0, 0)))]
+    x = _plain_conv(jnp.concatenate(parts, -1), e.fine_in.kernel[...]) + e.fine_in.bias[...]
+    gamma, beta = jnp.split(e.film(jnp.concatenate([cond, z], axis=-1)), 2, axis=-1)
+    x = x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
+    for conv in e.fine:
+        x = jax.nn.leaky_relu(_plain_conv(x, conv.kernel[...]) + conv.bias[...])
+    return (_plain_conv(x, e.out.kernel[...]) + e.out.bias[...])[:, :h, :w]
+
+
+@pytest.mark.parametrize("shape,cond_dim,noise_channels",
+                         [((28, 28, 1), 0, False), ((12, 12, 5), 2, True), ((13, 9, 2), 1, False)])
+def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
+    """The restructured layers (constant channels convolved once, 1x1 convolutions as products,
+    stride-2 convolutions as patches) compute the concatenate-and-convolve networks, values and
+    the R1 penalty's second derivatives."""
+    k = jax.random.split(jax.random.key(3), 4)
+    n = 5
+    x = jax.random.normal(k[0], (n, *shape))
+    cond = jax.random.uniform(k[1], (n, cond_dim)) if cond_dim else None
+    enc = ImageEncoder(shape, width=4, features=8, cond_dim=cond_dim, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(enc(x, cond), _plain_encoder(enc, x, cond), rtol=1e-5, atol=1e-5)
+
+    def r1(fn):  # d/d(params) of |d out / d x|^2, the R1 penalty's double backward pass
+        def penalty(params):
+            m = nnx.merge(nnx.graphdef(enc), params)
+            g = jax.grad(lambda xx: fn(m, xx, cond).sum())(x)
+            return jnp.sum(g ** 2)
+        return jax.grad(penalty)(nnx.state(enc))
+
+    fast, plain = r1(lambda m, xx, c: m(xx, c)), r1(_plain_encoder)
+    for a, b in zip(jax.tree.leaves(fast), jax.tree.leaves(plain)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()))
+
+    p = 3 + cond_dim
+    e = EmulatorNet(p, shape, noise_dim=4, width=4, noise_channels=noise_channels,
+                    rngs=nnx.Rngs(1))
+    u, z = jax.random.uniform(k[2], (n, p)), jax.random.normal(k[3], (n, 4))
+    noise = jax.random.normal(k[0], (n, *shape[:2], 1))
+    np.testing.assert_allclose(e(u, z, noise), _plain_emulator(e, u, z, noise), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("size,kernel,stride", [(28, 4, 2), (13, 4, 2), (7, 3, 1), (6, 3, 2)])
+def test_patches_conv_equals_lax(size, kernel, stride):
+    x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
+    w = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 5))
+    dn = ("NHWC", "HWIO", "NHWC")
+    for pad in ("SAME", "VALID", ((1, 2), (0, 1))):
+        np.testing.assert_allclose(
+            patches_conv(x, w, (stride, stride), pad, dimension_numbers=dn),
+            jax.lax.conv_general_dilated(x, w, (stride, stride), pad, dimension_numbers=dn),
+            rtol=1e-5, atol=1e-4)
