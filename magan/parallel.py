@@ -9,8 +9,8 @@ devices against 1).
 
 Several hosts: call :func:`initialize` first (``magan`` commands do). It runs
 ``jax.distributed.initialize()`` when the environment describes a multi-process job (Slurm with
-more than one task, or ``JAX_COORDINATOR_ADDRESS`` / ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` set,
-which JAX reads itself) and does nothing otherwise. Every process then simulates its share of the
+more than one task, or ``JAX_COORDINATOR_ADDRESS`` set, with ``JAX_NUM_PROCESSES`` and
+``JAX_PROCESS_ID``) and does nothing otherwise. Every process then simulates its share of the
 batch (``batch_size / process_count`` points, its own random stream), and only process 0 writes
 files (:func:`is_main_process`, honoured by :mod:`magan.io` and the figures).
 """
@@ -38,12 +38,33 @@ def _multi_process_env() -> bool:
         return False
 
 
+def _env_int(name: str) -> int | None:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not an integer; set it to the process count "
+                         "(JAX_NUM_PROCESSES) or this process's rank, 0 to count - 1 "
+                         "(JAX_PROCESS_ID), or unset it under Slurm.") from None
+
+
 def initialize() -> bool:
-    """Start JAX's multi-process runtime when the environment asks for it; True if it did."""
+    """Start JAX's multi-process runtime when the environment asks for it; True if it did.
+
+    ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0), ``JAX_NUM_PROCESSES`` and
+    ``JAX_PROCESS_ID`` describe the job by hand (JAX itself reads only the first); under Slurm
+    (more than one task) JAX detects all three. tests/test_parallel.py starts two processes on
+    this machine this way.
+    """
     global _initialized
     if _initialized or not _multi_process_env():
         return False
-    jax.distributed.initialize()
+    n, rank = _env_int("JAX_NUM_PROCESSES"), _env_int("JAX_PROCESS_ID")
+    if n is not None and rank is not None and not 0 <= rank < n:
+        raise ValueError(f"JAX_PROCESS_ID={rank} is outside 0..{n - 1} (JAX_NUM_PROCESSES={n}).")
+    jax.distributed.initialize(num_processes=n, process_id=rank)
     _initialized = True
     return True
 
