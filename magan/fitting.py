@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import jax
@@ -44,6 +45,19 @@ from magan.progress import format_metrics, progress_bar
 
 __all__ = ["fit", "FitResult"]
 
+
+
+def _warn_outside(space, mean, raw_mean, tolerance: float = 0.05) -> None:
+    """Warn when the (bias-corrected) mean lies outside the box by more than ``tolerance`` of a
+    range: the correction carried the bias of a fit that ran to a bound, or the fit failed."""
+    over = np.maximum(space.low - mean, mean - space.high) / space.width
+    for name, o, m, r, lo, hi in zip(space.names, over, mean, raw_mean, space.low, space.high):
+        if o > tolerance:
+            warnings.warn(f"The fitted {name} = {m:.6g} lies outside its range [{lo:g}, {hi:g}] "
+                          f"by {100 * o:.1f} % of the range (before bias correction: {r:.6g}). "
+                          "A fit that ends there has failed (the emulator or the fit), not found "
+                          "a value outside the box: check the closure against the simulator, "
+                          "or widen the range and pre-train the emulator over it.", stacklevel=3)
 
 
 @dataclass
@@ -475,6 +489,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         bias = ref_samples.mean(axis=0) - ref_at
         samples = raw - bias
         std = np.sqrt(raw.var(axis=0) + ref_samples.var(axis=0))
+    _warn_outside(space, samples.mean(axis=0), raw.mean(axis=0))
     result = FitResult(
         names=space.names, samples=samples, mean=samples.mean(axis=0), std=std,
         replica_means=replica_means, start=start,

@@ -35,7 +35,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from magan import FIT_PRESETS, PretrainConfig, fit, train_emulator  # noqa: E402
+from magan import PretrainConfig, fit, train_emulator  # noqa: E402
 from magan.config import replace  # noqa: E402
 from magan.emulator import Emulator, build_emulator_nets  # noqa: E402
 from magan.io import atomic_write_json  # noqa: E402
@@ -148,13 +148,17 @@ def studies():
     from magan.studies.calorimeter_simulator import CALO_SPACE
     from magan.studies.line_simulator import LINE_SPACE, line_simulator
 
-    line_cfg = PretrainConfig()
+    from magan.studies.kits import study_kit
+    from magan.studies.line import PRESETS as LINE
+
+    line, calo = study_kit("line"), study_kit("calorimeter")  # the studies' fits and features
     return {
         "line": dict(space=LINE_SPACE, cond=None, transform=None, sim=line_simulator(),
-                     cfg=line_cfg, fit=FIT_PRESETS["default"]),
+                     cfg=LINE["default"].pretrain, fit=line.fit_config,
+                     fit_features=line.fit_features),
         "calorimeter": dict(space=CALO_SPACE, cond=CALO_CONDITIONS, transform=CALO_TRANSFORM,
                             sim=calorimeter_simulator(), cfg=CALO["default"].pretrain,
-                            fit=CALO["default"].fit),
+                            fit=calo.fit_config, fit_features=calo.fit_features),
     }
 
 
@@ -199,7 +203,8 @@ def fit_speed(st) -> dict:
     c = None if st["cond"] is None else st["cond"].sample(rng, 256)
     targets = st["sim"].simulate(rng, p, st["space"], conditions=c)
     cfg = replace(st["fit"], steps=100, log_every=50)
-    res = fit(emu, targets, cfg, target_conditions=c, progress=False)
+    res = fit(emu, targets, cfg, target_conditions=c, progress=False,
+              features=st["fit_features"])
     return {"steps_per_s": res.timing.get("steps_per_s"), "replicas": cfg.replicas,
             "batch_size": cfg.batch_size}
 

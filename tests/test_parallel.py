@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from magan import PretrainConfig, train_emulator
+from magan import PretrainConfig, load_emulator, train_emulator
 from magan.config import replace
 from magan.studies.line_simulator import LINE_SPACE, line_jax_simulator
 
@@ -102,3 +102,65 @@ def test_bfloat16_compute_keeps_float32_parameters_and_trains(two_per_call):
         assert "'float16' is not 'float32' or 'bfloat16'" in str(err)
     else:
         raise AssertionError("float16 was accepted")
+
+
+WORKER = textwrap.dedent("""
+    import json, sys
+    import jax, numpy as np
+    from flax import nnx
+    from magan import PretrainConfig, train_emulator
+    from magan.parallel import initialize
+    from magan.studies.line_simulator import LINE_SPACE, line_simulator
+    assert initialize() and jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
+    cfg = PretrainConfig(steps=8, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
+                         r1_every=2, steps_per_call=2, features=16, log_every=4,
+                         checkpoint_every=4)
+    emu = train_emulator(line_simulator(), LINE_SPACE, cfg, seed=1, progress=False,
+                         workdir=sys.argv[1])
+    leaves = [np.asarray(v) for v in jax.tree.leaves(nnx.to_pure_dict(emu.params_e))]
+    flat = np.concatenate([np.ravel(v) for v in leaves])
+    out = {"process": jax.process_index(), "params": flat[::7].tolist(),
+           "finite": bool(np.all(np.isfinite(flat))),
+           "devices": emu.info["pretrain"]["timing"]["devices"],
+           "steps": [h["step"] for h in emu.info["pretrain"]["history"]]}
+    print("RESULT" + json.dumps(out))
+""")
+
+
+def test_two_processes_train_one_emulator(tmp_path):
+    """The multi-host path on one machine: two processes (2 forced CPU devices each) joined by
+    jax.distributed through magan.parallel.initialize, each simulating half of every batch; they
+    end with the same replicated parameters, and the run's checkpoints and emulator are written."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
+                   JAX_PROCESS_ID=str(rank), JAX_PLATFORMS="cpu", MAGAN_QUIET="1",
+                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+        procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "run")],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    outs = []
+    try:
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=600)
+            assert p.returncode == 0, stderr[-3000:]
+            outs.append(json.loads(stdout.split("RESULT", 1)[1]))
+    finally:  # a failed or hung rank must not leave the other waiting for it
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert [o["process"] for o in outs] == [0, 1]
+    assert all(o["finite"] and o["devices"] == 4 and o["steps"] == [4, 8] for o in outs), outs
+    np.testing.assert_array_equal(outs[0]["params"], outs[1]["params"])
+    run = tmp_path / "run"
+    assert (run / "emulator" / "emulator.json").exists()
+    assert sorted(int(p.name) for p in (run / "checkpoints" / "pretrain").iterdir()) == [4, 8]
+    emu = load_emulator(run / "emulator")
+    flat = np.concatenate([np.ravel(np.asarray(v))
+                           for v in jax.tree.leaves(nnx.to_pure_dict(emu.params_e))])
+    np.testing.assert_array_equal(flat[::7], outs[0]["params"])

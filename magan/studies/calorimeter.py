@@ -187,8 +187,8 @@ def plot_physics(physics: dict, out: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for src, style in (("sim", "ko-"), ("emu", "s--")):
-        axes[0].plot(egev, [r[f"response_{src}"] for r in rows], style, label=src + "ulator"
-                     if src == "emu" else "simulator")
+        axes[0].plot(egev, [r[f"response_{src}"] for r in rows], style,
+                     label={"sim": "simulator", "emu": "emulator"}[src])
         axes[1].plot(egev, [100 * r[f"resolution_{src}"] for r in rows], style)
     axes[0].set_ylabel("mean Esum / Einc")
     axes[1].set_ylabel("resolution std/mean [%]")
