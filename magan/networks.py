@@ -15,9 +15,10 @@ How the layers are computed (same functions as the plain concatenate-and-convolv
 float rounding; tests/test_networks.py checks both ways): input channels that are the same for every
 image (coordinates, their Fourier features) are convolved once and broadcast, per-image constants
 (the conditioning vector) go through a matrix product, 1x1 convolutions are matrix products over the
-channel axis, and on CPU the stride-2 convolutions are image patches times a matrix
-(:func:`patches_conv`). On the line study's networks this made the pre-training step 1.2x faster on
-a 2-core CPU and the R1 step 1.5x (scripts/bench.py; README "Speed and scale").
+channel axis, and the stride-2 convolutions have their second derivatives written out
+(:mod:`magan.convolution`). On the line study's networks this made the pre-training step 1.4x
+faster on a 2-core CPU and the R1 step 1.8x (``python scripts/networks_ab.py``; README "Speed and
+scale").
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import math
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from magan.convolution import conv_general_dilated
 
 __all__ = ["EmulatorNet", "SiameseNet", "ParameterGenerator", "Discriminator", "ImageEncoder",
            "n_downsamples"]
@@ -76,45 +79,6 @@ def pointwise(conv: nnx.Conv, x, rows=None):
     k = conv.kernel[...][0, 0]
     k = k if rows is None else k[rows]
     return jnp.einsum("...c,co->...o", x, k.astype(x.dtype)) + conv.bias[...].astype(x.dtype)
-
-
-def patches_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                 dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-    """``lax.conv_general_dilated`` for NHWC x HWIO as a product of image patches (im2col).
-
-    For the stride-2 convolutions on CPU (the ``conv_general_dilated`` of :class:`ImageEncoder`'s
-    stages there): XLA:CPU runs the transposed (base-dilated) convolutions of their gradients, and
-    the weight gradients of those that the R1 penalty's double backward pass needs, on a slow
-    generic path; as slices and a matrix product every derivative is slices and products too.
-    Other cases (dilation, groups, other layouts or backends) go to ``lax.conv_general_dilated``.
-    """
-    if (lhs.ndim != 4 or feature_group_count != 1 or jax.default_backend() != "cpu"
-            or any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in (rhs_dilation or ()))
-            or _layouts(dimension_numbers) != ("NHWC", "HWIO", "NHWC")):
-        return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
-                                            rhs_dilation, dimension_numbers, feature_group_count,
-                                            precision=precision, **kwargs)
-    kh, kw, _, cout = rhs.shape
-    sh, sw = window_strides
-    pads = (jax.lax.padtype_to_pads(lhs.shape[1:3], (kh, kw), window_strides, padding)
-            if isinstance(padding, str) else padding)
-    x = jnp.pad(lhs, ((0, 0), tuple(pads[0]), tuple(pads[1]), (0, 0)))
-    ho, wo = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
-    cols = [x[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
-            for i in range(kh) for j in range(kw)]
-    return jnp.einsum("nhwk,ko->nhwo", jnp.concatenate(cols, axis=-1), rhs.reshape(-1, cout),
-                      precision=precision)
-
-
-def _layouts(dimension_numbers):
-    if dimension_numbers is None:
-        return None
-    if isinstance(dimension_numbers, tuple) and all(isinstance(d, str) for d in dimension_numbers):
-        return dimension_numbers
-    lhs, rhs, out = dimension_numbers  # ConvDimensionNumbers: NHWC is (0, 3, 1, 2), etc.
-    return (("NHWC" if tuple(lhs) == (0, 3, 1, 2) else "?"),
-            ("HWIO" if tuple(rhs) == (3, 2, 0, 1) else "?"),
-            ("NHWC" if tuple(out) == (0, 3, 1, 2) else "?"))
 
 
 def fourier_channels(coords, n_freq: int):
@@ -238,7 +202,7 @@ class ImageEncoder(nnx.Module):
         ch = width
         self.stem = nnx.Conv(cin, ch, (3, 3), rngs=rngs)
         for _ in range(self.levels):
-            layers.append(nnx.Conv(ch, 2 * ch, (4, 4), strides=2, conv_general_dilated=patches_conv,
+            layers.append(nnx.Conv(ch, 2 * ch, (4, 4), strides=2, conv_general_dilated=conv_general_dilated,
                                    rngs=rngs))
             ch *= 2
         self.downs = nnx.List(layers)

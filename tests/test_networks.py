@@ -5,9 +5,9 @@ import pytest
 from flax import nnx
 
 from magan.compile import jit_once
+from magan.convolution import conv_general_dilated
 from magan.networks import (Discriminator, EmulatorNet, ImageEncoder, ParameterGenerator,
-                            SiameseNet, _upsample, coord_channels, fourier_channels, n_downsamples,
-                            patches_conv)
+                            SiameseNet, _upsample, coord_channels, fourier_channels, n_downsamples)
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (25, 30, 3), (8, 8, 1), (64, 48, 5)])
@@ -124,7 +124,7 @@ def _plain_emulator(e, cond, z, pixel_noise):
                          [((28, 28, 1), 0, False), ((12, 12, 5), 2, True), ((13, 9, 2), 1, False)])
 def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
     """The restructured layers (constant channels convolved once, 1x1 convolutions as products,
-    stride-2 convolutions as patches) compute the concatenate-and-convolve networks, values and
+    stride-2 convolutions with written-out derivatives) compute the concatenate-and-convolve networks, values and
     the R1 penalty's second derivatives."""
     k = jax.random.split(jax.random.key(3), 4)
     n = 5
@@ -154,12 +154,22 @@ def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
 
 
 @pytest.mark.parametrize("size,kernel,stride", [(28, 4, 2), (13, 4, 2), (7, 3, 1), (6, 3, 2)])
-def test_patches_conv_equals_lax(size, kernel, stride):
+def test_strided_conv_and_its_two_derivatives_equal_lax(size, kernel, stride):
+    """magan.convolution.conv_general_dilated: lax's values, gradients, and the R1-style second
+    derivatives (weights of |d out / d x|^2), for several paddings."""
     x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
     w = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 5))
     dn = ("NHWC", "HWIO", "NHWC")
     for pad in ("SAME", "VALID", ((1, 2), (0, 1))):
-        np.testing.assert_allclose(
-            patches_conv(x, w, (stride, stride), pad, dimension_numbers=dn),
-            jax.lax.conv_general_dilated(x, w, (stride, stride), pad, dimension_numbers=dn),
-            rtol=1e-5, atol=1e-4)
+        def out(conv, xx, ww):
+            y = conv(xx, ww, (stride, stride), pad, dimension_numbers=dn)
+            return jnp.sum(jnp.tanh(y) * jnp.arange(y.size).reshape(y.shape) / y.size)
+
+        def r1(conv, ww):
+            return jnp.sum(jax.grad(lambda xx: out(conv, xx, ww))(x) ** 2)
+
+        for f in (lambda c: out(c, x, w), lambda c: jax.grad(out, argnums=(1, 2))(c, x, w),
+                  lambda c: jax.grad(lambda ww: r1(c, ww))(w)):
+            for a, b in zip(jax.tree.leaves(f(conv_general_dilated)),
+                            jax.tree.leaves(f(jax.lax.conv_general_dilated))):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()))

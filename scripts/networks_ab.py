@@ -1,0 +1,135 @@
+"""Side by side in one process: the pre-training step with this checkout's networks and with
+``magan/networks.py`` of another git revision.
+
+Both versions' E and S are built with the same parameters and compiled into the same training
+programs (the loop's: ``steps_per_call`` steps per dispatch, the lazy R1 penalty where its pattern
+falls); the timings alternate between the two, round after round, so machine drift hits both
+alike. Prints a Markdown table: ms per step with and without R1, the average over the R1 pattern,
+steps/s, and the ratio.
+
+    python scripts/networks_ab.py --against 4c1ef0f          # about 3 minutes on a 2-core CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import magan.emulator as emulator_module  # noqa: E402
+import magan.networks as networks_now  # noqa: E402
+from bench import studies  # noqa: E402
+from magan.pretraining import _make_step, host_batches_program, r1_pattern  # noqa: E402
+
+
+def networks_at(rev: str):
+    """``magan/networks.py`` of git revision ``rev``, imported as a module of its own."""
+    root = Path(__file__).resolve().parents[1]
+    text = subprocess.run(["git", "show", f"{rev}:magan/networks.py"], cwd=root, check=True,
+                          capture_output=True, text=True).stdout
+    path = Path(tempfile.mkdtemp()) / f"networks_{rev}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(f"networks_{rev}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def programs(study: dict, networks):
+    """The study's training programs and state with ``networks``' EmulatorNet and SiameseNet."""
+    cfg, batch = study["cfg"], study["cfg"].batch_size
+    shape = (study["transform"].network_shape(study["sim"].image_shape) if study["transform"]
+             else study["sim"].image_shape)
+    # as in bench.py's step: the per-event conditions become extra parameters
+    pdim = study["space"].dim + (0 if study["cond"] is None else study["cond"].dim)
+    net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
+           "siamese_width": cfg.siamese_width, "features": cfg.features,
+           "noise_channels": cfg.noise_channels}
+    saved = emulator_module.EmulatorNet, emulator_module.SiameseNet
+    emulator_module.EmulatorNet, emulator_module.SiameseNet = (networks.EmulatorNet,
+                                                               networks.SiameseNet)
+    try:  # same parameters for both versions (same structure, same seed)
+        ge, pe, gs, ps = emulator_module.build_emulator_nets(pdim, shape, net, 0)
+    finally:
+        emulator_module.EmulatorNet, emulator_module.SiameseNet = saved
+    tx_e = optax.adam(cfg.lr_emulator, b1=cfg.beta1, b2=cfg.beta2)
+    tx_s = optax.adam(cfg.lr_siamese, b1=cfg.beta1, b2=cfg.beta2)
+    state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
+             "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
+    step = _make_step(cfg, ge, gs, tx_e, tx_s, pdim, None)
+    per = cfg.steps_per_call
+    rng = np.random.default_rng(0)
+    args = (jax.random.key(0),
+            jnp.asarray(rng.random((per, batch, pdim)), jnp.float32),
+            jnp.zeros((per, batch, 0), jnp.float32),
+            *(jnp.asarray(rng.normal(size=(per, batch, *shape)), jnp.float32) for _ in range(2)))
+    n_steps = math.lcm(per, cfg.r1_every)
+    patterns = [r1_pattern(i, per, cfg.r1_every) for i in range(0, n_steps, per)]
+    compiled = {p: host_batches_program(step, p).lower(state, *args).compile()
+                for p in set(patterns)}
+    return {"compiled": compiled, "patterns": patterns, "state": state, "args": args,
+            "per": per, "times": {p: [] for p in compiled}}
+
+
+def time_round(run: dict, calls: int = 4) -> None:
+    for pattern, program in run["compiled"].items():
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            run["state"], _ = program(run["state"], *run["args"])
+        jax.block_until_ready(run["state"])
+        run["times"][pattern].append((time.perf_counter() - t0) / calls)
+
+
+def summary(run: dict) -> dict:
+    per_call = {p: float(np.median(t)) for p, t in run["times"].items()}
+    avg = sum(per_call[p] for p in run["patterns"]) / (len(run["patterns"]) * run["per"])
+    plain = [t for p, t in per_call.items() if not any(p)]
+    with_r1 = [t for p, t in per_call.items() if any(p)]
+    out = {"avg_ms": 1e3 * avg, "steps_per_s": 1 / avg}
+    if plain:
+        out["plain_ms"] = 1e3 * plain[0] / run["per"]
+        if with_r1:  # the call with one R1 step minus the plain steps beside it
+            out["r1_ms"] = 1e3 * (with_r1[0] - plain[0] * (run["per"] - 1) / run["per"])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--against", default="4c1ef0f", help="git revision of the other networks.py")
+    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--studies", nargs="+", default=["line", "calorimeter"])
+    args = ap.parse_args()
+    other = networks_at(args.against)
+    print("| study | networks | R1 step ms | plain step ms | ms/step (R1 every k) | steps/s | "
+          "speed-up |\n|---|---|---|---|---|---|---|")
+    for name in args.studies:
+        study = studies()[name]
+        runs = {args.against: programs(study, other), "this checkout": programs(study, networks_now)}
+        for run in runs.values():
+            time_round(run, calls=2)  # warm-up
+            run["times"] = {p: [] for p in run["compiled"]}
+        for _ in range(args.rounds):
+            for run in runs.values():
+                time_round(run)
+        res = {k: summary(r) for k, r in runs.items()}
+        base = res[args.against]["avg_ms"]
+        for label, r in res.items():
+            print(f"| {name} | {label} | {r.get('r1_ms', float('nan')):.1f} | "
+                  f"{r.get('plain_ms', float('nan')):.1f} | {r['avg_ms']:.1f} | "
+                  f"{r['steps_per_s']:.1f} | {base / r['avg_ms']:.2f}x |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
