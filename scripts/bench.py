@@ -81,16 +81,21 @@ def timed(fn, n: int, warmup: int = 3) -> float:
 
 
 # ------------------------------------------------------------------------------ pre-training
-def magan_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int) -> dict:
-    net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
-           "siamese_width": cfg.siamese_width, "features": cfg.features,
-           "noise_channels": cfg.noise_channels}
-    ge, pe, gs, ps = build_emulator_nets(param_dim, shape, net, 0)
+def train_state_and_step(cfg: PretrainConfig, ge, pe, gs, ps, param_dim: int):
+    """The training loop's state (networks, EMA, Adam states, step counter) and its pure step."""
     tx_e = optax.adam(cfg.lr_emulator, b1=cfg.beta1, b2=cfg.beta2)
     tx_s = optax.adam(cfg.lr_siamese, b1=cfg.beta1, b2=cfg.beta2)
     state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
              "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
-    step = _make_step(cfg, ge, gs, tx_e, tx_s, param_dim, None)
+    return state, _make_step(cfg, ge, gs, tx_e, tx_s, param_dim, None)
+
+
+def magan_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int) -> dict:
+    net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
+           "siamese_width": cfg.siamese_width, "features": cfg.features,
+           "noise_channels": cfg.noise_channels}
+    state, step = train_state_and_step(cfg, *build_emulator_nets(param_dim, shape, net, 0),
+                                       param_dim)
     # the training loop's programs: steps_per_call steps each, R1 where step % r1_every == 0
     per = cfg.steps_per_call
     n_steps = math.lcm(per, cfg.r1_every)  # the R1 pattern repeats after these

@@ -24,14 +24,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import magan.emulator as emulator_module  # noqa: E402
 import magan.networks as networks_now  # noqa: E402
-from bench import studies  # noqa: E402
-from magan.pretraining import _make_step, host_batches_program, r1_pattern  # noqa: E402
+from bench import studies, train_state_and_step  # noqa: E402
+from magan.pretraining import host_batches_program, r1_pattern  # noqa: E402
 
 
 def networks_at(rev: str):
@@ -61,14 +60,10 @@ def programs(study: dict, networks):
     emulator_module.EmulatorNet, emulator_module.SiameseNet = (networks.EmulatorNet,
                                                                networks.SiameseNet)
     try:  # same parameters for both versions (same structure, same seed)
-        ge, pe, gs, ps = emulator_module.build_emulator_nets(pdim, shape, net, 0)
+        nets = emulator_module.build_emulator_nets(pdim, shape, net, 0)
     finally:
         emulator_module.EmulatorNet, emulator_module.SiameseNet = saved
-    tx_e = optax.adam(cfg.lr_emulator, b1=cfg.beta1, b2=cfg.beta2)
-    tx_s = optax.adam(cfg.lr_siamese, b1=cfg.beta1, b2=cfg.beta2)
-    state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
-             "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
-    step = _make_step(cfg, ge, gs, tx_e, tx_s, pdim, None)
+    state, step = train_state_and_step(cfg, *nets, pdim)
     per = cfg.steps_per_call
     rng = np.random.default_rng(0)
     args = (jax.random.key(0),
