@@ -17,7 +17,7 @@ image (coordinates, their Fourier features) are convolved once and broadcast, pe
 (the conditioning vector) go through a matrix product, 1x1 convolutions are matrix products over the
 channel axis, and the stride-2 convolutions have their second derivatives written out
 (:mod:`magan.convolution`). On the line study's networks this made the pre-training step 1.4x
-faster on a 2-core CPU and the R1 step 1.8x (``python scripts/networks_ab.py``; README "Speed and
+faster on a 2-core CPU and the R1 step 1.9x (``python scripts/networks_ab.py``; README "Speed and
 scale").
 """
 
@@ -202,8 +202,8 @@ class ImageEncoder(nnx.Module):
         ch = width
         self.stem = nnx.Conv(cin, ch, (3, 3), rngs=rngs)
         for _ in range(self.levels):
-            layers.append(nnx.Conv(ch, 2 * ch, (4, 4), strides=2, conv_general_dilated=conv_general_dilated,
-                                   rngs=rngs))
+            layers.append(nnx.Conv(ch, 2 * ch, (4, 4), strides=2,
+                                   conv_general_dilated=conv_general_dilated, rngs=rngs))
             ch *= 2
         self.downs = nnx.List(layers)
         hh, ww = h, w
