@@ -25,12 +25,13 @@ import functools
 import jax
 import jax.numpy as jnp
 
-__all__ = ["strided_conv", "conv_general_dilated"]
+__all__ = ["strided_conv", "conv_general_dilated", "conv_nhwc"]
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def _plain(x, w, strides, pads):
+def conv_nhwc(x, w, strides=(1, 1), pads="SAME"):
+    """NHWC x HWIO ``lax.conv_general_dilated`` (what ``nnx.Conv`` computes, without its bias)."""
     return jax.lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=_NHWC)
 
 
@@ -57,16 +58,16 @@ def strided_conv(x, w, strides: tuple[int, int], pads: tuple[tuple[int, int], tu
 
     x (N, H, W, C), w (kh, kw, C, O) -> (N, Ho, Wo, O); derivatives as in the module docstring.
     """
-    return _plain(x, w, strides, pads)
+    return conv_nhwc(x, w, strides, pads)
 
 
 def _strided_fwd(x, w, strides, pads):
-    return _plain(x, w, strides, pads), (x, w)
+    return conv_nhwc(x, w, strides, pads), (x, w)
 
 
 def _strided_bwd(strides, pads, res, gy):
     x, w = res
-    _, weight_vjp = jax.vjp(lambda k: _plain(x, k, strides, pads), w)
+    _, weight_vjp = jax.vjp(lambda k: conv_nhwc(x, k, strides, pads), w)
     return _input_grad(gy, w, x.shape, strides, pads), weight_vjp(gy)[0]
 
 
@@ -76,7 +77,7 @@ strided_conv.defvjp(_strided_fwd, _strided_bwd)
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _input_grad(gy, w, x_shape, strides, pads):
     """d/dx of sum(gy * conv(x, w)): the transposed convolution, as XLA derives it."""
-    _, input_vjp = jax.vjp(lambda x: _plain(x, w, strides, pads), jnp.zeros(x_shape, gy.dtype))
+    _, input_vjp = jax.vjp(lambda x: conv_nhwc(x, w, strides, pads), jnp.zeros(x_shape, gy.dtype))
     return input_vjp(gy)[0]
 
 
@@ -92,17 +93,6 @@ def _input_grad_bwd(x_shape, strides, pads, res, c):
 _input_grad.defvjp(_input_grad_fwd, _input_grad_bwd)
 
 
-def _layouts(dimension_numbers):
-    if dimension_numbers is None:
-        return None
-    if isinstance(dimension_numbers, tuple) and all(isinstance(d, str) for d in dimension_numbers):
-        return dimension_numbers
-    lhs, rhs, out = dimension_numbers  # ConvDimensionNumbers: NHWC is (0, 3, 1, 2), etc.
-    return (("NHWC" if tuple(lhs) == (0, 3, 1, 2) else "?"),
-            ("HWIO" if tuple(rhs) == (3, 2, 0, 1) else "?"),
-            ("NHWC" if tuple(out) == (0, 3, 1, 2) else "?"))
-
-
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, precision=None,
                          **kwargs):
@@ -112,7 +102,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     if (lhs.ndim != 4 or feature_group_count != 1 or precision is not None
             or any(v is not None for v in kwargs.values())  # preferred_element_type, out_sharding
             or any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in (rhs_dilation or ()))
-            or _layouts(dimension_numbers) != _NHWC):
+            or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+            != jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
         return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,
                                             rhs_dilation, dimension_numbers, feature_group_count,
                                             precision=precision, **kwargs)

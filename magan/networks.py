@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from magan.convolution import conv_general_dilated
+from magan.convolution import conv_general_dilated, conv_nhwc
 
 __all__ = ["EmulatorNet", "SiameseNet", "ParameterGenerator", "Discriminator", "ImageEncoder",
            "n_downsamples"]
@@ -63,21 +63,14 @@ def _upsample(x):
     return jax.image.resize(x, (n, 2 * h, 2 * w, c), method="bilinear")
 
 
-def _conv(x, kernel, strides=(1, 1), padding="SAME"):
-    """NHWC x HWIO convolution (what nnx.Conv computes, without its bias)."""
-    return jax.lax.conv_general_dilated(x, kernel.astype(x.dtype), strides, padding,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def pointwise(conv: nnx.Conv, x, rows=None):
+def pointwise(conv: nnx.Conv, x, kernel=None):
     """A 1x1 :class:`nnx.Conv` as a matrix product over the channel axis, with its bias.
 
-    ``rows`` (a slice) uses only those input rows of the kernel (the channels ``x`` holds).
-    XLA:CPU runs a product over the last axis, and its weight gradient, as one GEMM; as a 1x1
-    convolution it first copies the activations into channel-major layouts.
+    ``kernel`` (C_in, C_out), default the convolution's own, may be a block of its rows (for the
+    channels ``x`` holds). XLA:CPU runs a product over the last axis, and its weight gradient, as
+    one GEMM; as a 1x1 convolution it first copies the activations into channel-major layouts.
     """
-    k = conv.kernel[...][0, 0]
-    k = k if rows is None else k[rows]
+    k = conv.kernel[...][0, 0] if kernel is None else kernel
     return jnp.einsum("...c,co->...o", x, k.astype(x.dtype)) + conv.bias[...].astype(x.dtype)
 
 
@@ -172,7 +165,7 @@ class EmulatorNet(nnx.Module):
         pixel = jnp.concatenate([coords, fourier_channels(coords, self.fourier)], axis=-1)
         k_pixel = jnp.concatenate([k[cx:cx + 2], k[cx + 2 + kc:-1]], axis=0)
         noise = jnp.pad(pixel_noise, ((0, 0), (0, hh - h), (0, ww - w), (0, 0))).astype(x.dtype)
-        x = (pointwise(self.fine_in, x, slice(0, cx))
+        x = (pointwise(self.fine_in, x, k[:cx])
              + jnp.einsum("nhwc,co->nhwo", pixel, k_pixel)
              + (cond.astype(x.dtype) @ k[cx + 2:cx + 2 + kc])[:, None, None, :]
              + noise * k[-1])
@@ -226,8 +219,8 @@ class ImageEncoder(nnx.Module):
             k_var.append(k[:, :, c + 2:])
         varying = (parts[0], k_var[0]) if len(parts) == 1 else (
             jnp.concatenate(parts, axis=-1), jnp.concatenate(k_var, axis=2))
-        fixed = _conv(coord_channels(1, h, w, h, w, x.dtype), k[:, :, c:c + 2])
-        x = _act(_conv(*varying) + fixed + self.stem.bias[...].astype(x.dtype))
+        fixed = conv_nhwc(coord_channels(1, h, w, h, w, x.dtype), k[:, :, c:c + 2])
+        x = _act(conv_nhwc(*varying) + fixed + self.stem.bias[...].astype(x.dtype))
         for conv in self.downs:
             x = _act(conv(x))
         return _act(self.fc(x.reshape(n, -1)))

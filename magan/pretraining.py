@@ -152,6 +152,13 @@ def emulator_loss(params_e, graphdef_e, params_s, graphdef_s, x1, x2, unit, key,
 
 
 # ------------------------------------------------------------------- the step
+def network_sizes(cfg: PretrainConfig) -> dict:
+    """The network-size dict of :func:`magan.emulator.build_emulator_nets` from ``cfg``."""
+    return {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
+            "siamese_width": cfg.siamese_width, "features": cfg.features,
+            "noise_channels": cfg.noise_channels}
+
+
 def _make_step(cfg: PretrainConfig, ge, gs, tx_e, tx_s, n_params, feature_fn):
     dtype = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}.get(cfg.compute_dtype)
     if dtype is None:
@@ -440,9 +447,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
     feature_fn = None
     if features is not None and (cfg.feature_weight > 0 or cfg.feature_marginal_weight > 0):
         feature_fn = _standardised_features(features, transform, simulator, space, seed)
-    net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
-           "siamese_width": cfg.siamese_width, "features": cfg.features,
-           "noise_channels": cfg.noise_channels}
+    net = network_sizes(cfg)
     ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(simulator.image_shape),
                                          net, seed, k_cond)
     def rate(lr):

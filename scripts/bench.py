@@ -39,7 +39,8 @@ from magan import PretrainConfig, fit, train_emulator  # noqa: E402
 from magan.config import replace  # noqa: E402
 from magan.emulator import Emulator, build_emulator_nets  # noqa: E402
 from magan.io import atomic_write_json  # noqa: E402
-from magan.pretraining import _make_step, host_batches_program, r1_pattern  # noqa: E402
+from magan.pretraining import (_make_step, host_batches_program, network_sizes,  # noqa: E402
+                               r1_pattern)
 
 
 # ------------------------------------------------------------------------------- the machine
@@ -81,46 +82,53 @@ def timed(fn, n: int, warmup: int = 3) -> float:
 
 
 # ------------------------------------------------------------------------------ pre-training
-def train_state_and_step(cfg: PretrainConfig, ge, pe, gs, ps, param_dim: int):
-    """The training loop's state (networks, EMA, Adam states, step counter) and its pure step."""
+def step_shapes(study: dict) -> tuple[int, tuple]:
+    """(parameters, network image shape) of a study's pre-training step as timed here: the PyTorch
+    peer has no conditioning input, so the per-event conditions (the calorimeter's energy) become
+    extra parameters."""
+    shape = (study["transform"].network_shape(study["sim"].image_shape) if study["transform"]
+             else study["sim"].image_shape)
+    return study["space"].dim + (0 if study["cond"] is None else study["cond"].dim), shape
+
+
+def step_programs(param_dim: int, shape, cfg: PretrainConfig, batch: int) -> dict:
+    """The training loop's compiled programs on a fixed batch (``steps_per_call`` steps each, R1
+    where step % r1_every == 0), with the state and arguments to call them: ``programs[pattern]
+    (state, *args)``; ``patterns`` is one period of the R1 pattern, in order."""
+    ge, pe, gs, ps = build_emulator_nets(param_dim, shape, network_sizes(cfg), 0)
     tx_e = optax.adam(cfg.lr_emulator, b1=cfg.beta1, b2=cfg.beta2)
     tx_s = optax.adam(cfg.lr_siamese, b1=cfg.beta1, b2=cfg.beta2)
     state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
              "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
-    return state, _make_step(cfg, ge, gs, tx_e, tx_s, param_dim, None)
-
-
-def magan_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int) -> dict:
-    net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
-           "siamese_width": cfg.siamese_width, "features": cfg.features,
-           "noise_channels": cfg.noise_channels}
-    state, step = train_state_and_step(cfg, *build_emulator_nets(param_dim, shape, net, 0),
-                                       param_dim)
-    # the training loop's programs: steps_per_call steps each, R1 where step % r1_every == 0
+    step = _make_step(cfg, ge, gs, tx_e, tx_s, param_dim, None)
     per = cfg.steps_per_call
     n_steps = math.lcm(per, cfg.r1_every)  # the R1 pattern repeats after these
     patterns = [r1_pattern(i, per, cfg.r1_every) for i in range(0, n_steps, per)]
     rng = np.random.default_rng(0)
-    unit = jnp.asarray(rng.random((per, batch, param_dim)), jnp.float32)
-    cond = jnp.zeros((per, batch, 0), jnp.float32)
-    x1, x2 = (jnp.asarray(rng.normal(size=(per, batch, *shape)), jnp.float32) for _ in range(2))
-    key = jax.random.key(0)
-    programs, flops = {}, 0.0
-    for pattern in patterns:  # each distinct program compiled once, used below
-        if pattern not in programs:
-            programs[pattern] = host_batches_program(step, pattern).lower(
-                state, key, unit, cond, x1, x2).compile()
+    args = (jax.random.key(0), jnp.asarray(rng.random((per, batch, param_dim)), jnp.float32),
+            jnp.zeros((per, batch, 0), jnp.float32),
+            *(jnp.asarray(rng.normal(size=(per, batch, *shape)), jnp.float32) for _ in range(2)))
+    programs = {p: host_batches_program(step, p).lower(state, *args).compile()
+                for p in dict.fromkeys(patterns)}  # each distinct program compiled once
+    return {"state": state, "args": args, "patterns": patterns, "programs": programs}
+
+
+def magan_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int) -> dict:
+    run = step_programs(param_dim, shape, cfg, batch)
+    patterns, programs = run["patterns"], run["programs"]
+    n_steps = len(patterns) * cfg.steps_per_call
+    flops = 0.0
+    for pattern in patterns:
         cost = programs[pattern].cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
         flops += float(cost.get("flops", float("nan"))) if cost else float("nan")
-    box = {"state": state}
 
-    def run():
+    def call():
         for pattern in patterns:
-            box["state"], m = programs[pattern](box["state"], key, unit, cond, x1, x2)
-        jax.block_until_ready(box["state"])
+            run["state"], _ = programs[pattern](run["state"], *run["args"])
+        jax.block_until_ready(run["state"])
 
-    sec = timed(run, max(1, reps // n_steps), warmup=1) / n_steps
+    sec = timed(call, max(1, reps // n_steps), warmup=1) / n_steps
     return {"s_per_step": sec, "steps_per_s": 1 / sec, "flops_per_step": flops / n_steps}
 
 
@@ -172,9 +180,7 @@ def random_emulator(st) -> Emulator:
     from magan.transforms import IdentityTransform
 
     tr = tr or IdentityTransform()
-    net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
-           "siamese_width": cfg.siamese_width, "features": cfg.features,
-           "noise_channels": cfg.noise_channels}
+    net = network_sizes(cfg)
     k = 0 if cond is None else cond.dim
     ge, pe, gs, ps = build_emulator_nets(space.dim, tr.network_shape(st["sim"].image_shape), net,
                                          0, k)
@@ -230,9 +236,7 @@ def step_rounds(n: int, reps: int):
     print("|---|---|---|---|---|")
     for name, s in studies().items():
         cfg, b = s["cfg"], s["cfg"].batch_size
-        shape = (s["transform"].network_shape(s["sim"].image_shape) if s["transform"]
-                 else s["sim"].image_shape)
-        pdim = s["space"].dim + (0 if s["cond"] is None else s["cond"].dim)
+        pdim, shape = step_shapes(s)
         ratios = []
         for r in range(n):
             te = torch_step(pdim, shape, cfg, b, max(5, reps // 2), False)
@@ -275,11 +279,7 @@ def main():
     res["pretrain"] = {}
     for name, s in st.items():
         cfg, b = s["cfg"], s["cfg"].batch_size
-        shape = (s["transform"].network_shape(s["sim"].image_shape) if s["transform"]
-                 else s["sim"].image_shape)
-        k = 0 if s["cond"] is None else s["cond"].dim
-        # the peer has no conditioning input; the calorimeter's (energy) becomes a 5th parameter
-        pdim = s["space"].dim + k
+        pdim, shape = step_shapes(s)
         mg = magan_step(pdim, shape, cfg, b, reps)
         te = None if args.no_torch else torch_step(pdim, shape, cfg, b, max(5, reps // 2), False)
         tc = (None if args.no_torch or args.no_compile else

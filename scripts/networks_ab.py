@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import math
 import subprocess
 import sys
 import tempfile
@@ -22,15 +21,13 @@ import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import magan.emulator as emulator_module  # noqa: E402
 import magan.networks as networks_now  # noqa: E402
-from bench import studies, train_state_and_step  # noqa: E402
-from magan.pretraining import host_batches_program, r1_pattern  # noqa: E402
+from bench import step_programs, step_shapes, studies  # noqa: E402
 
 
 def networks_at(rev: str):
@@ -47,39 +44,20 @@ def networks_at(rev: str):
 
 
 def programs(study: dict, networks):
-    """The study's training programs and state with ``networks``' EmulatorNet and SiameseNet."""
-    cfg, batch = study["cfg"], study["cfg"].batch_size
-    shape = (study["transform"].network_shape(study["sim"].image_shape) if study["transform"]
-             else study["sim"].image_shape)
-    # as in bench.py's step: the per-event conditions become extra parameters
-    pdim = study["space"].dim + (0 if study["cond"] is None else study["cond"].dim)
-    net = {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
-           "siamese_width": cfg.siamese_width, "features": cfg.features,
-           "noise_channels": cfg.noise_channels}
+    """bench.step_programs for the study, built with ``networks``' EmulatorNet and SiameseNet."""
+    cfg = study["cfg"]
     saved = emulator_module.EmulatorNet, emulator_module.SiameseNet
     emulator_module.EmulatorNet, emulator_module.SiameseNet = (networks.EmulatorNet,
                                                                networks.SiameseNet)
     try:  # same parameters for both versions (same structure, same seed)
-        nets = emulator_module.build_emulator_nets(pdim, shape, net, 0)
+        run = step_programs(*step_shapes(study), cfg, cfg.batch_size)
     finally:
         emulator_module.EmulatorNet, emulator_module.SiameseNet = saved
-    state, step = train_state_and_step(cfg, *nets, pdim)
-    per = cfg.steps_per_call
-    rng = np.random.default_rng(0)
-    args = (jax.random.key(0),
-            jnp.asarray(rng.random((per, batch, pdim)), jnp.float32),
-            jnp.zeros((per, batch, 0), jnp.float32),
-            *(jnp.asarray(rng.normal(size=(per, batch, *shape)), jnp.float32) for _ in range(2)))
-    n_steps = math.lcm(per, cfg.r1_every)
-    patterns = [r1_pattern(i, per, cfg.r1_every) for i in range(0, n_steps, per)]
-    compiled = {p: host_batches_program(step, p).lower(state, *args).compile()
-                for p in set(patterns)}
-    return {"compiled": compiled, "patterns": patterns, "state": state, "args": args,
-            "per": per, "times": {p: [] for p in compiled}}
+    return {**run, "per": cfg.steps_per_call, "times": {p: [] for p in run["programs"]}}
 
 
 def time_round(run: dict, calls: int = 4) -> None:
-    for pattern, program in run["compiled"].items():
+    for pattern, program in run["programs"].items():
         t0 = time.perf_counter()
         for _ in range(calls):
             run["state"], _ = program(run["state"], *run["args"])
@@ -114,7 +92,7 @@ def main():
         runs = {args.against: programs(study, other), "this checkout": programs(study, networks_now)}
         for run in runs.values():
             time_round(run, calls=2)  # warm-up
-            run["times"] = {p: [] for p in run["compiled"]}
+            run["times"] = {p: [] for p in run["programs"]}
         for _ in range(args.rounds):
             for run in runs.values():
                 time_round(run)
