@@ -13,41 +13,44 @@ program does not pay for importing JAX.
 
 from __future__ import annotations
 
-import importlib
+from magan._lazy import alias_moved_modules, exports
 
 __version__ = "0.1.0"
 
 _WHERE = {
-    "FIT_PRESETS": "magan.config", "PRETRAIN_PRESETS": "magan.config", "FitConfig": "magan.config",
-    "PretrainConfig": "magan.config", "preset": "magan.config",
-    "Emulator": "magan.emulator", "load_emulator": "magan.emulator",
-    "FitResult": "magan.fitting", "fit": "magan.fitting",
-    "train_emulator": "magan.pretraining",
-    "FunctionSimulator": "magan.simulators", "JaxSimulator": "magan.simulators",
-    "Simulator": "magan.simulators", "SimulatorError": "magan.simulators",
-    "BankSimulator": "magan.bank", "CommandSimulator": "magan.command_simulator",
-    "ConditionSpace": "magan.space", "ParameterSpace": "magan.space",
-    "IdentityTransform": "magan.transforms", "ImageTransform": "magan.transforms",
+    "ParameterSpace": "magan.space", "ConditionSpace": "magan.space",
+    "ImageTransform": "magan.transforms", "IdentityTransform": "magan.transforms",
     "PowerTransform": "magan.transforms",
-    "ValidationConfig": "magan.validation", "validate": "magan.validation",
+    "Simulator": "magan.simulators", "FunctionSimulator": "magan.simulators",
+    "JaxSimulator": "magan.simulators", "BankSimulator": "magan.simulators",
+    "CommandSimulator": "magan.simulators", "SimulatorError": "magan.simulators",
+    "PretrainConfig": "magan.config", "FitConfig": "magan.config",
+    "PRETRAIN_PRESETS": "magan.config", "FIT_PRESETS": "magan.config", "preset": "magan.config",
+    "train_emulator": "magan.pretraining",
+    "Emulator": "magan.emulator", "load_emulator": "magan.emulator",
+    "fit": "magan.fitting", "FitResult": "magan.fitting",
+    "validate": "magan.validation", "ValidationConfig": "magan.validation",
 }
+__all__ = [*_WHERE, "__version__"]
+__getattr__, __dir__ = exports(__name__, _WHERE)
 
-__all__ = [
-    "ParameterSpace", "ConditionSpace", "ImageTransform", "IdentityTransform", "PowerTransform",
-    "Simulator", "FunctionSimulator", "JaxSimulator", "BankSimulator", "CommandSimulator",
-    "SimulatorError", "PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "preset",
-    "train_emulator", "Emulator", "load_emulator", "fit", "FitResult", "validate",
-    "ValidationConfig", "__version__",
-]
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'magan' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+# magan 0.1's flat module paths, served for one more release
+alias_moved_modules({
+    "magan.bank": "magan.simulators.bank",
+    "magan.command_simulator": "magan.simulators.command",
+    "magan.networks": "magan.nn.models",
+    "magan.convolution": "magan.nn.convolution",
+    "magan.compile": "magan.runtime.compile",
+    "magan.checkpoints": "magan.runtime.checkpoints",
+    "magan.parallel": "magan.runtime.parallel",
+    "magan.io": "magan.runtime.io",
+    "magan.progress": "magan.runtime.progress",
+    "magan.plots": "magan.runtime.plots",
+    **{f"magan.{m}": f"magan.validation.{m}" for m in (
+        "distances", "two_sample", "learned_features", "memorisation", "coverage",
+        "constraints", "calibration", "closure", "quality")},
+    "magan.studies.line_simulator": "magan.studies.line.simulator",
+    "magan.studies.line_command": "magan.studies.line.command",
+    "magan.studies.calorimeter_simulator": "magan.studies.calorimeter.simulator",
+    "magan.studies.calorimeter_model": "magan.studies.calorimeter.model",
+})

@@ -116,10 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_study(args) -> int:
     if args.study == "line":
         from magan.studies import line as study
-        from magan.studies.line_simulator import LINE_SPACE as space
+        from magan.studies.line.simulator import LINE_SPACE as space
     else:
         from magan.studies import calorimeter as study
-        from magan.studies.calorimeter_simulator import CALO_SPACE as space
+        from magan.studies.calorimeter.simulator import CALO_SPACE as space
 
     truth = space.parse(args.truth) if args.truth else None
     extra = {}
@@ -148,12 +148,12 @@ def _training_source(spec: str, space):
     """A BankSimulator or CommandSimulator from ``bank:FILE`` or ``command:CMD``."""
     kind, _, value = spec.partition(":")
     if kind == "bank" and value:
-        from magan.bank import BankSimulator
+        from magan.simulators.bank import BankSimulator
 
         return BankSimulator.load(value, space)
     if kind == "command" and value:
-        from magan.command_simulator import CommandSimulator
-        from magan.studies.line_simulator import IMAGE_SHAPE
+        from magan.simulators.command import CommandSimulator
+        from magan.studies.line.simulator import IMAGE_SHAPE
 
         return CommandSimulator(value, IMAGE_SHAPE)
     raise ValueError(f"--train-from {spec!r}: give bank:FILE.h5 or command:'PROGRAM {{params}} "
@@ -175,15 +175,15 @@ def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
         return emu.conditions.sample(np.random.default_rng([seed, 1]), n)
     if "=" in spec:
         return np.tile(emu.conditions.parse(spec), (n, 1))
-    from magan.io import load_array
+    from magan.runtime.io import load_array
 
     return emu.conditions.check(load_array(spec), what=f"--conditions {spec}")
 
 
 def _cmd_fit(args) -> int:
     from magan import FIT_PRESETS, fit, load_emulator
-    from magan.io import is_calochallenge, load_array, read_calochallenge
-    from magan.plots import plot_fit, plot_losses
+    from magan.runtime.io import is_calochallenge, load_array, read_calochallenge
+    from magan.runtime.plots import plot_fit, plot_losses
 
     if args.preset not in FIT_PRESETS:
         raise ValueError(f"Unknown fit preset {args.preset!r}; choose one of {sorted(FIT_PRESETS)}.")
@@ -209,11 +209,11 @@ def _cmd_fit(args) -> int:
 
 def _cmd_sample(args) -> int:
     from magan import load_emulator
-    from magan.io import atomic_save_npy
+    from magan.runtime.io import atomic_save_npy
 
     if args.n < 1:
         raise ValueError(f"-n must be at least 1, got {args.n}.")
-    from magan.io import write_calochallenge
+    from magan.runtime.io import write_calochallenge
 
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".h5", ".hdf5"):
@@ -241,7 +241,7 @@ def _simulator_arg(spec: str | None, emu):
     """(simulator, study kit or None) for ``magan validate --simulator``."""
     import importlib
 
-    from magan.simulators import Simulator
+    from magan.simulators.base import Simulator
     from magan.studies.kits import STUDY_NAMES, kit_for, study_kit
 
     if spec is None:
@@ -270,7 +270,7 @@ def _simulator_arg(spec: str | None, emu):
 def _cmd_validate(args) -> int:
     from magan import load_emulator
     from magan.config import replace
-    from magan.validation import VALIDATION_PRESETS, validate
+    from magan.validation.suite import VALIDATION_PRESETS, validate
 
     if args.preset not in VALIDATION_PRESETS:
         raise ValueError(f"Unknown validation preset {args.preset!r}; choose one of "
@@ -319,7 +319,7 @@ def main(argv=None) -> int:
         return 0
     try:
         if args.command in ("study", "fit", "validate"):
-            from magan.parallel import initialize
+            from magan.runtime.parallel import initialize
 
             initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
         if args.command == "study":

@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from magan import PretrainConfig, fit, train_emulator  # noqa: E402
 from magan.config import replace  # noqa: E402
-from magan.emulator import Emulator, build_emulator_nets  # noqa: E402
-from magan.io import atomic_write_json  # noqa: E402
-from magan.pretraining import (_make_step, host_batches_program, network_sizes,  # noqa: E402
+from magan.emulator import Emulator  # noqa: E402
+from magan.nn.build import build_emulator_nets  # noqa: E402
+from magan.runtime.io import atomic_write_json  # noqa: E402
+from magan.pretraining.orchestration import (_make_step, host_batches_program, network_sizes,  # noqa: E402
                                r1_pattern)
 
 
@@ -156,13 +157,13 @@ def torch_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int
 
 # --------------------------------------------------------------------------------- studies
 def studies():
-    from magan.studies.calorimeter import PRESETS as CALO
-    from magan.studies.calorimeter_model import CALO_CONDITIONS, CALO_TRANSFORM, calorimeter_simulator
-    from magan.studies.calorimeter_simulator import CALO_SPACE
-    from magan.studies.line_simulator import LINE_SPACE, line_simulator
+    from magan.studies.calorimeter.study import PRESETS as CALO
+    from magan.studies.calorimeter.model import CALO_CONDITIONS, CALO_TRANSFORM, calorimeter_simulator
+    from magan.studies.calorimeter.simulator import CALO_SPACE
+    from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
     from magan.studies.kits import study_kit
-    from magan.studies.line import PRESETS as LINE
+    from magan.studies.line.study import PRESETS as LINE
 
     line, calo = study_kit("line"), study_kit("calorimeter")  # the studies' fits and features
     return {

@@ -17,15 +17,15 @@ import numpy as np
 
 from magan import PretrainConfig, train_emulator
 from magan.config import replace
-from magan.distances import separation_power
-from magan.io import atomic_write_json
-from magan.studies.calorimeter_model import (
+from magan.validation.distances import separation_power
+from magan.runtime.io import atomic_write_json
+from magan.studies.calorimeter.model import (
     calorimeter_features,
     calorimeter_simulator,
     features_numpy,
     training_features,
 )
-from magan.studies.calorimeter_simulator import CALO_SPACE, NOMINAL, THRESHOLD_MEV
+from magan.studies.calorimeter.simulator import CALO_SPACE, NOMINAL, THRESHOLD_MEV
 from magan.transforms import PowerTransform
 
 # name: (features, PretrainConfig changes, total_channel)

@@ -20,9 +20,9 @@ import jax
 import numpy as np
 
 from magan import load_emulator
-from magan.io import atomic_write_json
-from magan.studies.calorimeter_model import CALO_CONDITIONS, calorimeter_simulator
-from magan.studies.calorimeter_simulator import CALO_SPACE, NOMINAL
+from magan.runtime.io import atomic_write_json
+from magan.studies.calorimeter.model import CALO_CONDITIONS, calorimeter_simulator
+from magan.studies.calorimeter.simulator import CALO_SPACE, NOMINAL
 
 
 def _rate(fn, n_per_call: int, min_time: float) -> tuple[float, int]:

@@ -18,8 +18,8 @@ import time
 
 import magan
 from magan.config import replace
-from magan.quality import compare_to_simulator
-from magan.studies.line_simulator import LINE_FEATURES, LINE_SPACE, line_features, line_simulator
+from magan.validation.quality import compare_to_simulator
+from magan.studies.line.simulator import LINE_FEATURES, LINE_SPACE, line_features, line_simulator
 
 VARIANTS = {
     # the default preset: siamese (R1) + auxiliary regression + energy score x10

@@ -18,10 +18,10 @@ import numpy as np
 
 from magan import FIT_PRESETS, PRETRAIN_PRESETS, BankSimulator, CommandSimulator, fit, train_emulator
 from magan.config import replace
-from magan.io import atomic_write_json
-from magan.quality import compare_to_simulator
-from magan.studies.line import DEFAULT_TRUTH
-from magan.studies.line_simulator import IMAGE_SHAPE, LINE_FEATURES, LINE_SPACE, line_features, line_simulator
+from magan.runtime.io import atomic_write_json
+from magan.validation.quality import compare_to_simulator
+from magan.studies.line.study import DEFAULT_TRUTH
+from magan.studies.line.simulator import IMAGE_SHAPE, LINE_FEATURES, LINE_SPACE, line_features, line_simulator
 
 
 def main():
@@ -39,7 +39,7 @@ def main():
     bank.save(out / "line_bank.h5")
     bank = BankSimulator.load(out / "line_bank.h5", LINE_SPACE)
     bank_s = time.perf_counter() - t0
-    command = CommandSimulator([sys.executable, "-m", "magan.studies.line_command", "{params}",
+    command = CommandSimulator([sys.executable, "-m", "magan.studies.line.command", "{params}",
                                 "{out}", "{seed}"], IMAGE_SHAPE)
     cfg = replace(PRETRAIN_PRESETS["default"], steps=args.steps, checkpoint_every=0)
     targets = sim.simulate(np.random.default_rng(2), np.tile(DEFAULT_TRUTH, (500, 1)), LINE_SPACE)

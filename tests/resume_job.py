@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from magan import FunctionSimulator, PretrainConfig, train_emulator
-from magan.studies.line_simulator import IMAGE_SHAPE, LINE_SPACE, simulate_lines
+from magan.studies.line.simulator import IMAGE_SHAPE, LINE_SPACE, simulate_lines
 
 
 def slow_lines(rng, params):

@@ -6,7 +6,7 @@ import pytest
 
 from magan import FunctionSimulator, PretrainConfig, SimulatorError, train_emulator
 from magan.config import replace
-from magan.studies.line_simulator import IMAGE_SHAPE, LINE_SPACE, simulate_lines
+from magan.studies.line.simulator import IMAGE_SHAPE, LINE_SPACE, simulate_lines
 
 TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                       r1_every=1, steps_per_call=1,

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from magan.studies.calorimeter_simulator import (
+from magan.studies.calorimeter.simulator import (
     CALO_SPACE,
     ENERGY_RANGE_MEV,
     FEATURE_NAMES,

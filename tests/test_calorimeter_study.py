@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 
 from magan.cli import main
-from magan.studies.calorimeter_simulator import IMAGE_SHAPE
+from magan.studies.calorimeter.simulator import IMAGE_SHAPE
 
 
 def test_tiny_calorimeter_study_writes_a_complete_run(tmp_path, capsys):

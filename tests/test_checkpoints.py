@@ -13,7 +13,7 @@ import pytest
 
 from magan import PretrainConfig, train_emulator
 from magan.config import replace
-from magan.studies.line_simulator import LINE_SPACE, line_simulator
+from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 JOB = Path(__file__).with_name("resume_job.py")
 ENV = dict(os.environ, MAGAN_QUIET="1")

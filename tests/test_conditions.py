@@ -11,7 +11,7 @@ import pytest
 
 import magan
 from magan.cli import main
-from magan.io import read_calochallenge, write_calochallenge
+from magan.runtime.io import read_calochallenge, write_calochallenge
 
 SPACE = magan.ParameterSpace({"width": (1.0, 3.0, "px")})
 COND = magan.ConditionSpace({"energy": (10.0, 100.0, "GeV", "log")})
@@ -198,7 +198,7 @@ def test_fit_feature_matching(emulator):
 
 
 def test_feature_energy_distance_and_scales():
-    from magan.fitting import feature_energy_distance, feature_scales
+    from magan.fitting.orchestration import feature_energy_distance, feature_scales
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 400, 3)).astype(np.float32)

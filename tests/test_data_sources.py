@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from magan import BankSimulator, CommandSimulator, PretrainConfig, SimulatorError, train_emulator
-from magan.studies.line_simulator import LINE_SPACE, line_simulator
+from magan.studies.line.simulator import LINE_SPACE, line_simulator
 from magan.transforms import IdentityTransform
 
 
@@ -62,7 +62,7 @@ def test_bank_errors_name_the_problem(tmp_path, bank):
         BankSimulator(bank.params[:6], bad, LINE_SPACE)
 
 
-LINE_CMD = [sys.executable, "-m", "magan.studies.line_command", "{params}", "{out}", "{seed}"]
+LINE_CMD = [sys.executable, "-m", "magan.studies.line.command", "{params}", "{out}", "{seed}"]
 
 
 def test_command_simulator_runs_an_external_program():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from magan.distances import ks_distance, separation_power, wasserstein_1
+from magan.validation.distances import ks_distance, separation_power, wasserstein_1
 
 
 def test_separation_power_known_values():

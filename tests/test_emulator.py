@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import magan
-from magan.studies.line_simulator import LINE_SPACE, line_simulator
+from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from magan.pretraining import SimulationFeeder
-from magan.studies.line_simulator import LINE_SPACE, line_simulator
+from magan.pretraining.orchestration import SimulationFeeder
+from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 
 def _take(n, **kw):

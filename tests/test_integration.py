@@ -10,7 +10,7 @@ the targets when the emulator is an exact model of them (targets emulated at the
 import numpy as np
 
 import magan
-from magan.studies.line_simulator import LINE_SPACE, line_simulator
+from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 
 def test_pretrain_then_fit_moves_toward_the_truth():

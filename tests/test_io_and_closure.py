@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from magan.closure import closure_check, image_set_distance, mmd2_unbiased
-from magan.io import atomic_dir, atomic_write_json, load_array
-from magan.studies.line_simulator import LINE_SPACE, line_features, line_simulator
+from magan.validation.closure import closure_check, image_set_distance, mmd2_unbiased
+from magan.runtime.io import atomic_dir, atomic_write_json, load_array
+from magan.studies.line.simulator import LINE_SPACE, line_features, line_simulator
 
 
 def test_mmd_is_near_zero_for_one_distribution_and_positive_for_a_shift():
@@ -75,7 +75,7 @@ def test_fit_outside_the_box_warns():
     """A bias-corrected mean far outside the parameter box is reported as a failed fit."""
     import warnings
 
-    from magan.fitting import _warn_outside
+    from magan.fitting.orchestration import _warn_outside
 
     inside = np.array([0.2, 12.0, 4.0, 9.0])
     with warnings.catch_warnings():

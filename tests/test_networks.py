@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from magan.compile import jit_once
-from magan.convolution import conv_general_dilated
-from magan.networks import (Discriminator, EmulatorNet, ImageEncoder, ParameterGenerator,
+from magan.runtime.compile import jit_once
+from magan.nn.convolution import conv_general_dilated
+from magan.nn.models import (Discriminator, EmulatorNet, ImageEncoder, ParameterGenerator,
                             SiameseNet, _upsample, coord_channels, fourier_channels, n_downsamples)
 
 
@@ -155,7 +155,7 @@ def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
 
 @pytest.mark.parametrize("size,kernel,stride", [(28, 4, 2), (13, 4, 2), (7, 3, 1), (6, 3, 2)])
 def test_strided_conv_and_its_two_derivatives_equal_lax(size, kernel, stride):
-    """magan.convolution.conv_general_dilated: lax's values, gradients, and the R1-style second
+    """magan.nn.convolution.conv_general_dilated: lax's values, gradients, and the R1-style second
     derivatives (weights of |d out / d x|^2), for several paddings."""
     x = jax.random.normal(jax.random.key(0), (2, size, size + 1, 3))
     w = jax.random.normal(jax.random.key(1), (kernel, kernel, 3, 5))

@@ -14,7 +14,7 @@ from flax import nnx
 
 from magan import PretrainConfig, load_emulator, train_emulator
 from magan.config import replace
-from magan.studies.line_simulator import LINE_SPACE, line_jax_simulator
+from magan.studies.line.simulator import LINE_SPACE, line_jax_simulator
 
 TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                       r1_every=1, steps_per_call=1,
@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent("""
     import json, jax, numpy as np
     from flax import nnx
     from magan import PretrainConfig, train_emulator
-    from magan.studies.line_simulator import LINE_SPACE, line_simulator
+    from magan.studies.line.simulator import LINE_SPACE, line_simulator
     assert jax.device_count() == 4, jax.devices()
     cfg = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                          r1_every=1, steps_per_call=2, features=16, log_every=10)
@@ -109,8 +109,8 @@ WORKER = textwrap.dedent("""
     import jax, numpy as np
     from flax import nnx
     from magan import PretrainConfig, train_emulator
-    from magan.parallel import initialize
-    from magan.studies.line_simulator import LINE_SPACE, line_simulator
+    from magan.runtime.parallel import initialize
+    from magan.studies.line.simulator import LINE_SPACE, line_simulator
     assert initialize() and jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
     cfg = PretrainConfig(steps=8, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                          r1_every=2, steps_per_call=2, features=16, log_every=4,
@@ -129,7 +129,7 @@ WORKER = textwrap.dedent("""
 
 def test_two_processes_train_one_emulator(tmp_path):
     """The multi-host path on one machine: two processes (2 forced CPU devices each) joined by
-    jax.distributed through magan.parallel.initialize, each simulating half of every batch; they
+    jax.distributed through magan.runtime.parallel.initialize, each simulating half of every batch; they
     end with the same replicated parameters, and the run's checkpoints and emulator are written."""
     import socket
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from magan.cli import build_parser
-from magan.io import load_array, read_calochallenge, write_calochallenge
+from magan.runtime.io import load_array, read_calochallenge, write_calochallenge
 from magan.space import ParameterSpace
 
 SETTINGS = settings(max_examples=60, deadline=None,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from magan import FunctionSimulator, SimulatorError
-from magan.studies.line_simulator import (LINE_FEATURES, LINE_SPACE, line_features,
+from magan.studies.line.simulator import (LINE_FEATURES, LINE_SPACE, line_features,
                                           line_jax_simulator, line_simulator, render_lines)
 
 
@@ -70,7 +70,7 @@ def test_line_features_recover_parameters():
     assert np.abs(col["x_length"] - p[:, 3]).mean() < 0.6
     assert np.abs(col["thickness"] - 0.5).mean() < 0.1
     # the jax.numpy version the fit differentiates computes the same features (float32)
-    from magan.studies.line_simulator import line_fit_features
+    from magan.studies.line.simulator import line_fit_features
     np.testing.assert_allclose(np.asarray(line_fit_features(line_simulator().simulate(
         np.random.default_rng(1), p[:20]))), line_features(line_simulator().simulate(
             np.random.default_rng(1), p[:20])), rtol=1e-4, atol=1e-4)

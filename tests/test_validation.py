@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from magan.calibration import summarise_calibration
-from magan.constraints import Constraint, non_negative, total_at_most, violation_rates
-from magan.coverage import prdc
-from magan.distances import frechet_distance, frechet_distance_extrapolated, kernel_distance
-from magan.memorisation import memorisation_check
-from magan.two_sample import auc_score, classifier_two_sample_test
+from magan.validation.calibration import summarise_calibration
+from magan.validation.constraints import Constraint, non_negative, total_at_most, violation_rates
+from magan.validation.coverage import prdc
+from magan.validation.distances import frechet_distance, frechet_distance_extrapolated, kernel_distance
+from magan.validation.memorisation import memorisation_check
+from magan.validation.two_sample import auc_score, classifier_two_sample_test
 
 
 def test_auc_score_known_values():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from magan.config import FitConfig
-from magan.constraints import Constraint, non_negative, total_at_most, value_range
+from magan.validation.constraints import Constraint, non_negative, total_at_most, value_range
 
 __all__ = ["StudyKit", "study_kit", "kit_for", "STUDY_NAMES"]
 
@@ -47,8 +47,8 @@ class StudyKit:
 
 
 def _line_kit() -> StudyKit:
-    from magan.studies.line import PRESETS as LINE_PRESETS
-    from magan.studies.line_simulator import (
+    from magan.studies.line.study import PRESETS as LINE_PRESETS
+    from magan.studies.line.simulator import (
         AMPLITUDE_JITTER,
         LINE_FEATURES,
         LINE_SPACE,
@@ -67,14 +67,14 @@ def _line_kit() -> StudyKit:
 
 
 def _calorimeter_kit() -> StudyKit:
-    from magan.studies.calorimeter import PRESETS
-    from magan.studies.calorimeter_model import (
+    from magan.studies.calorimeter.study import PRESETS
+    from magan.studies.calorimeter.model import (
         CALO_CONDITIONS,
         calorimeter_simulator,
         features_numpy,
         training_features,
     )
-    from magan.studies.calorimeter_simulator import CALO_SPACE, THRESHOLD_MEV, sparsity
+    from magan.studies.calorimeter.simulator import CALO_SPACE, THRESHOLD_MEV, sparsity
 
     sf_max = CALO_SPACE.high[list(CALO_SPACE.names).index("sampling_fraction")]
 

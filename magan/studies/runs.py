@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 
 from magan.emulator import Emulator, load_emulator
-from magan.io import atomic_write_json
+from magan.runtime.io import atomic_write_json
 
 __all__ = ["reuse_emulator", "start_run"]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from magan.simulators import Simulator
+from magan.simulators.base import Simulator
 from magan.space import ParameterSpace
 
 __all__ = ["image_set_distance", "mmd2_unbiased", "closure_check"]

@@ -18,9 +18,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from magan.closure import image_set_distance
+from magan.validation.closure import image_set_distance
 from magan.emulator import Emulator
-from magan.simulators import Simulator
+from magan.simulators.base import Simulator
 
 __all__ = ["compare_to_simulator"]
 

@@ -31,13 +31,14 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
-from magan.checkpoints import RunCheckpoints
+from magan.runtime.checkpoints import RunCheckpoints
 from magan.config import PretrainConfig
-from magan.emulator import Emulator, build_emulator_nets, cast_floats, emulate
-from magan.io import write_metrics
-from magan.parallel import data_mesh, replicate, shard_batch, to_local
-from magan.progress import format_metrics, progress_bar
-from magan.simulators import Simulator, SimulatorError
+from magan.emulator import Emulator
+from magan.nn.build import build_emulator_nets, cast_floats, emulate
+from magan.runtime.io import write_metrics
+from magan.runtime.parallel import data_mesh, replicate, shard_batch, to_local
+from magan.runtime.progress import format_metrics, progress_bar
+from magan.simulators.base import Simulator, SimulatorError
 from magan.space import ParameterSpace
 from magan.transforms import IdentityTransform, ImageTransform
 
@@ -427,7 +428,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         ``workdir/pretrain_metrics.json``.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
       devices: the devices the batch is split over (data parallel, parameters replicated;
-        default every device of every process, see :mod:`magan.parallel`). ``batch_size`` must
+        default every device of every process, see :mod:`magan.runtime.parallel`). ``batch_size`` must
         be a multiple of their number.
     Returns:
       The trained :class:`~magan.Emulator`; ``emulator.info["pretrain"]`` holds the metric history

@@ -36,12 +36,13 @@ import numpy as np
 import optax
 from flax import nnx
 
-from magan.compile import jit_once
+from magan.runtime.compile import jit_once
 from magan.config import FitConfig
-from magan.emulator import Emulator, check_images, emulate
-from magan.io import write_metrics, atomic_write_json
-from magan.networks import Discriminator, ParameterGenerator
-from magan.progress import format_metrics, progress_bar
+from magan.emulator import Emulator, check_images
+from magan.nn.build import emulate
+from magan.runtime.io import write_metrics, atomic_write_json
+from magan.nn.models import Discriminator, ParameterGenerator
+from magan.runtime.progress import format_metrics, progress_bar
 
 __all__ = ["fit", "FitResult"]
 

@@ -12,7 +12,7 @@ Several hosts: call :func:`initialize` first (``magan`` commands do). It runs
 more than one task, or ``JAX_COORDINATOR_ADDRESS`` set, with ``JAX_NUM_PROCESSES`` and
 ``JAX_PROCESS_ID``) and does nothing otherwise. Every process then simulates its share of the
 batch (``batch_size / process_count`` points, its own random stream), and only process 0 writes
-files (:func:`is_main_process`, honoured by :mod:`magan.io` and the figures).
+files (:func:`is_main_process`, honoured by :mod:`magan.runtime.io` and the figures).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ import numpy as np
 
 from magan.config import FitConfig
 from magan.emulator import Emulator
-from magan.io import atomic_write_json, to_jsonable
+from magan.runtime.io import atomic_write_json, to_jsonable
 
 __all__ = ["fit_calibration", "summarise_calibration", "NOMINAL_COVERAGE"]
 
@@ -85,7 +85,7 @@ def fit_calibration(emulator: Emulator, simulator, *, n_truths: int = 20, n_targ
         raise ValueError(f"n_truths must be at least 2 to measure a coverage, got {n_truths}.")
     if not 0 < inner <= 1:
         raise ValueError(f"inner must be in (0, 1], got {inner}.")
-    from magan.fitting import fit
+    from magan.fitting.orchestration import fit
 
     cfg = fit_config or FitConfig()
     space = emulator.space

@@ -7,7 +7,7 @@ is the area under the ROC curve (AUC). 0.5 means the two are indistinguishable t
 1.0 means every sample can be told apart. Training on one split and scoring on another keeps the
 AUC free of over-fitting bias, so under the null hypothesis it is 0.5 within its standard error.
 
-The classifier is a 2D CNN (:class:`~magan.networks.ImageEncoder`, per-event conditions as extra
+The classifier is a 2D CNN (:class:`~magan.nn.models.ImageEncoder`, per-event conditions as extra
 channels) for images (N, H, W, C), or a two-layer MLP for feature vectors (N, F) (conditions
 appended). This is the CaloChallenge's "classifier metric" (arXiv:2410.21611), as a test with an
 error bar.
@@ -23,8 +23,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from magan.learned_features import train_module
-from magan.networks import ImageEncoder
+from magan.validation.learned_features import train_module
+from magan.nn.models import ImageEncoder
 
 __all__ = ["auc_score", "classifier_two_sample_test"]
 

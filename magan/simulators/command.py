@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from magan.simulators import Simulator, SimulatorError, _check_conditions, _image_shape
+from magan.simulators.base import Simulator, SimulatorError, _check_conditions, _image_shape
 
 __all__ = ["CommandSimulator"]
 

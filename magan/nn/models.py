@@ -16,7 +16,7 @@ float rounding; tests/test_networks.py checks both ways): input channels that ar
 image (coordinates, their Fourier features) are convolved once and broadcast, per-image constants
 (the conditioning vector) go through a matrix product, 1x1 convolutions are matrix products over the
 channel axis, and the stride-2 convolutions have their second derivatives written out
-(:mod:`magan.convolution`). On the line study's networks this made the pre-training step 1.4x
+(:mod:`magan.nn.convolution`). On the line study's networks this made the pre-training step 1.4x
 faster on a 2-core CPU and the R1 step 1.9x (``python scripts/networks_ab.py``; README "Speed and
 scale").
 """
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from magan.convolution import conv_general_dilated, conv_nhwc
+from magan.nn.convolution import conv_general_dilated, conv_nhwc
 
 __all__ = ["EmulatorNet", "SiameseNet", "ParameterGenerator", "Discriminator", "ImageEncoder",
            "n_downsamples"]

@@ -3,12 +3,12 @@
 The Frechet and kernel distances need an embedding in which "looks alike" means "close". Image
 GANs borrow Inception; a simulator has none, and the GAN's own siamese or discriminator would
 judge the emulator with the networks it was trained against. :func:`train_feature_network` trains
-a separate 2D CNN (:class:`~magan.networks.ImageEncoder` with a linear head) to regress the
+a separate 2D CNN (:class:`~magan.nn.models.ImageEncoder` with a linear head) to regress the
 parameters and per-event conditions (unit cube) from fresh simulations, never from emulated
 images. Its penultimate features (64 by default) are the embedding: they vary with everything the
 image says about its parameters, which is what an emulator must reproduce.
 
-:func:`train_module` is the small jitted Adam loop shared with :mod:`magan.two_sample`.
+:func:`train_module` is the small jitted Adam loop shared with :mod:`magan.validation.two_sample`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from magan.networks import ImageEncoder
-from magan.progress import progress_bar
+from magan.nn.models import ImageEncoder
+from magan.runtime.progress import progress_bar
 from magan.transforms import IdentityTransform, ImageTransform
 
 __all__ = ["FeatureNetwork", "train_feature_network", "train_module"]
@@ -108,7 +108,7 @@ def train_feature_network(simulator, space, *, transform: ImageTransform | None 
       A :class:`FeatureNetwork`; ``info["loss"]`` holds the regression loss curve (mean squared
       error in the unit cube; 1/12 = 0.083 means nothing learned).
     """
-    from magan.pretraining import draw_training_batch
+    from magan.pretraining.orchestration import draw_training_batch
 
     transform = transform or IdentityTransform()
     k = 0 if simulator.conditions is None else simulator.conditions.dim

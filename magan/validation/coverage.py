@@ -1,6 +1,6 @@
 """Mode collapse and coverage: precision, recall, density and coverage (PRDC) of feature samples.
 
-Naeem et al. (arXiv:2002.09797), on embeddings (for instance :mod:`magan.learned_features`), with
+Naeem et al. (arXiv:2002.09797), on embeddings (for instance :mod:`magan.validation.learned_features`), with
 ``real`` the simulated and ``fake`` the emulated samples and ``k`` nearest neighbours:
 
 * **precision**: fraction of fake samples inside some real sample's k-NN ball (fidelity);

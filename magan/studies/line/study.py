@@ -20,15 +20,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from magan.closure import closure_check
+from magan.validation.closure import closure_check
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, replace
-from magan.fitting import fit
-from magan.io import atomic_write_json
-from magan.plots import plot_fit, plot_image_grid, plot_losses
-from magan.pretraining import train_emulator
+from magan.fitting.orchestration import fit
+from magan.runtime.io import atomic_write_json
+from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
+from magan.pretraining.orchestration import train_emulator
 from magan.studies.runs import reuse_emulator, start_run
-from magan.quality import compare_to_simulator
-from magan.studies.line_simulator import (LINE_FEATURES, LINE_SPACE, line_features,
+from magan.validation.quality import compare_to_simulator
+from magan.studies.line.simulator import (LINE_FEATURES, LINE_SPACE, line_features,
                                           line_fit_features, line_simulator)
 
 __all__ = ["LineStudyConfig", "PRESETS", "DEFAULT_TRUTH", "run"]

@@ -15,7 +15,7 @@ simulator makes two independent images at each (T and T'), the emulator one (E).
 2. ``constraints``: violation rate of every physical constraint for T and E. Pass if E's rate
    exceeds T's by at most ``max(0.01, 3 sigma)``, warn up to +0.05, else fail.
 3. ``learned_features``: Frechet distance (extrapolated to infinite N) and unbiased KID on the
-   embedding of a network trained on the simulator alone (:mod:`magan.learned_features`), each
+   embedding of a network trained on the simulator alone (:mod:`magan.validation.learned_features`), each
    feature in units of the simulator's spread. Pass if ``FD_inf / Tr(C_T) < 0.02``, or KID is
    within 3 standard errors of 0 and that relative FD is below 0.1; warn if the relative FD is
    below 0.1; else fail.
@@ -23,7 +23,7 @@ simulator makes two independent images at each (T and T'), the emulator one (E).
    sample's parameters and conditions as input (a test of the conditional distribution). Pass if
    ``AUC < 0.6``, warn below 0.75, else fail (0.5 = indistinguishable).
 5. ``memorisation``: the emulator at the points of its training simulations (the training stream
-   is replayed from its seed) vs fresh simulations there (:mod:`magan.memorisation`). Pass if the
+   is replayed from its seed) vs fresh simulations there (:mod:`magan.validation.memorisation`). Pass if the
    copy fraction is <= 0.03, warn <= 0.1, else fail.
 6. ``coverage``: PRDC of E against T on the learned features (floor: T' against T), and per point
    of ``variety_points`` points the spread ratio std_E / std_T of each feature over
@@ -31,7 +31,7 @@ simulator makes two independent images at each (T and T'), the emulator one (E).
    variety follows simulated variety across the space. Pass if coverage >= floor - 0.1 and the
    median spread ratio is in [0.8, 1.25]; warn if coverage >= floor - 0.3 and the ratio in
    [0.6, 1.6]; else fail.
-7. ``calibration``: :func:`magan.calibration.fit_calibration` over ``calibration_truths`` truths.
+7. ``calibration``: :func:`magan.validation.calibration.fit_calibration` over ``calibration_truths`` truths.
    Pass if the 1- and 2-sigma coverages are within 2 binomial standard errors below nominal (or
    above); warn if the 2-sigma coverage is at least 0.7; else fail (the reported spread is too
    small to mean much).
@@ -47,21 +47,21 @@ from pathlib import Path
 
 import numpy as np
 
-from magan.calibration import fit_calibration
+from magan.validation.calibration import fit_calibration
 from magan.config import FitConfig
-from magan.constraints import violation_rates
-from magan.coverage import prdc
-from magan.distances import (
+from magan.validation.constraints import violation_rates
+from magan.validation.coverage import prdc
+from magan.validation.distances import (
     frechet_distance_extrapolated,
     kernel_distance,
     ks_distance,
     separation_power,
     wasserstein_1,
 )
-from magan.io import atomic_write_bytes, atomic_write_json, to_jsonable
-from magan.learned_features import train_feature_network
-from magan.memorisation import memorisation_check
-from magan.two_sample import classifier_two_sample_test
+from magan.runtime.io import atomic_write_bytes, atomic_write_json, to_jsonable
+from magan.validation.learned_features import train_feature_network
+from magan.validation.memorisation import memorisation_check
+from magan.validation.two_sample import classifier_two_sample_test
 
 __all__ = ["ValidationConfig", "VALIDATION_PRESETS", "validate"]
 
@@ -232,7 +232,7 @@ def variety(sampler, simulator, rng, n_points, per_point, features, feature_name
 def replay_training(emulator, simulator, n: int):
     """The first ``n`` images of the emulator's training stream (network space), replayed from
     the seed and batch size it records, with their unit points; or ``None`` with a reason."""
-    from magan.pretraining import batch_rng, draw_training_batch
+    from magan.pretraining.orchestration import batch_rng, draw_training_batch
 
     info = getattr(emulator, "info", {}) or {}
     if "seed" not in info or "batch_size" not in info.get("config", {}):
@@ -287,7 +287,7 @@ def check_calibration(emulator, simulator, n_truths, n_targets, fit_config, seed
 
 # ----------------------------------------------------------------------------------- figures
 def _plot_distributions(hists, labels, path):
-    from magan.plots import plt, save_figure
+    from magan.runtime.plots import plt, save_figure
 
     names = list(hists)
     cols = min(4, len(names))
@@ -310,7 +310,7 @@ def _plot_distributions(hists, labels, path):
 
 
 def _plot_calibration(cal, path):
-    from magan.plots import plt, save_figure
+    from magan.runtime.plots import plt, save_figure
 
     names = cal["names"]
     t, m, s = (np.asarray(cal[k]) for k in ("truths", "means", "stds"))
@@ -335,7 +335,7 @@ def _plot_calibration(cal, path):
 
 
 def _plot_variety(var, names, path):
-    from magan.plots import plt, save_figure
+    from magan.runtime.plots import plt, save_figure
 
     u = np.asarray(var["points_unit"])
     r = np.exp(np.asarray(var["point_log_ratio"]))
@@ -443,7 +443,7 @@ def validate(emulator, simulator, *, out, features=None, feature_names=None, con
       features: ``features(images, conditions) -> (N, F)`` NumPy high-level features (physical
         units), with ``feature_names``; the built-in studies supply theirs
         (:mod:`magan.studies.kits`).
-      constraints: :class:`~magan.constraints.Constraint` objects.
+      constraints: :class:`~magan.validation.constraints.Constraint` objects.
       config: a :class:`ValidationConfig` (default preset when None).
       fit_config: the fit settings of the calibration (default :class:`~magan.FitConfig`).
       fit_features: the fit's jax.numpy ``features(images, conditions)``, needed when

@@ -2,7 +2,7 @@
 
 Everything magan writes goes to a temporary name in the destination folder and is renamed into
 place, so a crash never leaves a half-written file under the final name. In a multi-process run
-only process 0 writes (the others' writes are no-ops), see :mod:`magan.parallel`.
+only process 0 writes (the others' writes are no-ops), see :mod:`magan.runtime.parallel`.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Case study II: tune a calorimeter shower simulation to test-beam showers, and serve it fast.
 
 ``magan study calorimeter`` (or :func:`run`) pre-trains an emulator of the GFlash-style W/Si
-calorimeter (:mod:`magan.studies.calorimeter_simulator`) over four detector-model parameters and
+calorimeter (:mod:`magan.studies.calorimeter.simulator`) over four detector-model parameters and
 the incident energy (a per-event condition), validates its physics against the simulator at three
 beam energies, simulates a "test beam" (showers at a few beam energies at the truth), fits the
 detector parameters to it, checks closure and writes a run folder::
@@ -27,23 +27,23 @@ from pathlib import Path
 
 import numpy as np
 
-from magan.closure import closure_check
+from magan.validation.closure import closure_check
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, replace
-from magan.distances import separation_power
+from magan.validation.distances import separation_power
 from magan.emulator import Emulator
-from magan.fitting import fit
-from magan.io import atomic_write_json
-from magan.plots import plot_fit, plot_image_grid, plot_losses
-from magan.pretraining import train_emulator
+from magan.fitting.orchestration import fit
+from magan.runtime.io import atomic_write_json
+from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
+from magan.pretraining.orchestration import train_emulator
 from magan.studies.runs import reuse_emulator, start_run
-from magan.studies.calorimeter_model import (
+from magan.studies.calorimeter.model import (
     CALO_CONDITIONS,
     CALO_TRANSFORM,
     calorimeter_simulator,
     features_numpy,
     training_features,
 )
-from magan.studies.calorimeter_simulator import (
+from magan.studies.calorimeter.simulator import (
     CALO_SPACE,
     FEATURE_NAMES,
     NOMINAL,
@@ -178,7 +178,7 @@ def plot_physics(physics: dict, out: Path) -> list[Path]:
     """response.png, features.png and profiles.png from :func:`physics_validation`."""
     import matplotlib.pyplot as plt
 
-    from magan.plots import save_figure
+    from magan.runtime.plots import save_figure
 
     energies = list(physics["energies"])
     rows = [physics["energies"][e] for e in energies]

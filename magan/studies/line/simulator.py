@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from magan.simulators import FunctionSimulator, JaxSimulator
+from magan.simulators.function import FunctionSimulator, JaxSimulator
 from magan.space import ParameterSpace
 
 __all__ = ["LINE_SPACE", "IMAGE_SHAPE", "LINE_FEATURES", "render_lines", "simulate_lines", "line_features", "line_fit_features",

@@ -2,7 +2,7 @@
 
 * :data:`CALO_CONDITIONS`: the per-event condition, the incident energy in MeV, log-uniform over
   10-100 GeV during pre-training.
-* :func:`calorimeter_simulator`: :func:`~magan.studies.calorimeter_simulator.simulate_showers`
+* :func:`calorimeter_simulator`: :func:`~magan.studies.calorimeter.simulator.simulate_showers`
   wrapped as a host :class:`~magan.FunctionSimulator` with that condition.
 * :data:`CALO_TRANSFORM`: what the networks see, ``sqrt(E_voxel / (5e-4 E_incident))``; a voxel at
   the core of a shower is O(1) at every energy. An extra channel carries the shower's total
@@ -18,9 +18,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from magan.simulators import FunctionSimulator
+from magan.simulators.function import FunctionSimulator
 from magan.space import ConditionSpace
-from magan.studies.calorimeter_simulator import (
+from magan.studies.calorimeter.simulator import (
     _RADIAL_ONEHOT,
     ENERGY_RANGE_MEV,
     IMAGE_SHAPE,

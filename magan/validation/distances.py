@@ -1,5 +1,5 @@
 """Distances between two samples: one-dimensional (a feature of simulated and of emulated events)
-and multi-dimensional (feature vectors of a network, for instance :mod:`magan.learned_features`).
+and multi-dimensional (feature vectors of a network, for instance :mod:`magan.validation.learned_features`).
 
 * :func:`separation_power`: the CaloChallenge measure (arXiv:2410.21611),
   ``S = 1/2 sum_i (h1_i - h2_i)^2 / (h1_i + h2_i)`` over normalised histograms; 0 for identical
