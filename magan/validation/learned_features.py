@@ -8,62 +8,21 @@ parameters and per-event conditions (unit cube) from fresh simulations, never fr
 images. Its penultimate features (64 by default) are the embedding: they vary with everything the
 image says about its parameters, which is what an emulator must reproduce.
 
-:func:`train_module` is the small jitted Adam loop shared with :mod:`magan.validation.two_sample`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from magan.nn.models import ImageEncoder
-from magan.runtime.progress import progress_bar
+from magan.nn.supervised import train_module
 from magan.transforms import IdentityTransform, ImageTransform
 
-__all__ = ["FeatureNetwork", "train_feature_network", "train_module"]
-
-
-def train_module(model: nnx.Module, loss_fn: Callable, next_batch: Callable[[int], tuple],
-                 steps: int, *, lr: float = 1e-3, desc: str = "training",
-                 progress: bool | None = None, held_out: tuple | None = None,
-                 every: int = 50) -> tuple[nnx.Module, list[float]]:
-    """Minimise ``loss_fn(model, *batch)`` with Adam for ``steps`` steps, one jitted pure step
-    per batch. ``next_batch(i)`` returns the i-th batch (arrays). Returns the trained model and
-    the loss every ``every`` steps (read from the device only then). With ``held_out`` (a batch
-    never trained on) the model with the lowest held-out loss at those steps is returned (early
-    stopping), and the losses listed are the held-out ones."""
-    graphdef, params = nnx.split(model)
-    tx = optax.adam(lr)
-    opt = tx.init(params)
-
-    @jax.jit
-    def step(params, opt, *batch):
-        def loss(p):
-            return loss_fn(nnx.merge(graphdef, p), *batch)
-
-        val, grads = jax.value_and_grad(loss)(params)
-        upd, opt = tx.update(grads, opt, params)
-        return optax.apply_updates(params, upd), opt, val
-
-    held = jax.jit(lambda p, *b: loss_fn(nnx.merge(graphdef, p), *b))
-    losses, best, best_params = [], np.inf, params
-    with progress_bar(steps, desc, progress) as bar:
-        for i in range(steps):
-            params, opt, val = step(params, opt, *next_batch(i))
-            if i % every == 0 or i == steps - 1:
-                if held_out is not None:
-                    val = held(params, *held_out)
-                losses.append(float(val))
-                if held_out is not None and losses[-1] < best:
-                    best, best_params = losses[-1], jax.tree.map(jnp.copy, params)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            bar.update(1)
-    return nnx.merge(graphdef, best_params if held_out is not None else params), losses
+__all__ = ["FeatureNetwork", "train_feature_network"]
 
 
 class _Regressor(nnx.Module):

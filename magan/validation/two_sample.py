@@ -23,7 +23,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from magan.validation.learned_features import train_module
+from magan.nn.supervised import train_module
 from magan.nn.models import ImageEncoder
 
 __all__ = ["auc_score", "classifier_two_sample_test"]
