@@ -10,28 +10,65 @@ Presets (``tiny``, ``default``, ``gpu``) are the same for every study unless a s
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass
+from typing import ClassVar
 
 __all__ = ["PretrainConfig", "FitConfig", "PRETRAIN_PRESETS", "FIT_PRESETS", "preset",
            "config_from_dict"]
 
 
+def _require(cfg, rules) -> None:
+    """Raise a ValueError naming the first field of ``cfg`` whose value breaks its rule; ``rules``
+    is a sequence of (field names, predicate, what the value must be)."""
+    for names, ok, must in rules:
+        for name in names.split():
+            value = getattr(cfg, name)
+            if not ok(value):
+                raise ValueError(f"{type(cfg).__name__}.{name} must be {must}, got {value!r}.")
+
+
+def _int_at_least(low: int):
+    return lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= low
+
+
+_positive_int = _int_at_least(1)
+
+
+def _finite_at_least_0(v) -> bool:
+    return (isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+            and v >= 0)
+
+
+def _finite_positive(v) -> bool:
+    return _finite_at_least_0(v) and v > 0
+
+
+def _fraction(v) -> bool:
+    return _finite_at_least_0(v) and v < 1
+
+
 @dataclass(frozen=True)
 class PretrainConfig:
-    """Pre-training of the emulator E against the siamese network S."""
+    """Pre-training of the emulator E against the siamese network S. Checks its values when made."""
 
+    # the run
     steps: int = 4500  # optimisation steps (one S update and one E update each)
     batch_size: int = 32  # parameter points per step; each gets two simulations
+    # the networks
     noise_dim: int = 8  # length of E's per-image noise vector z
     emulator_width: int = 8  # channels of E at full resolution (2x, 4x at coarser stages)
     noise_channels: bool = False  # also feed E's noise z as channels to every convolution
     siamese_width: int = 8  # channels of S's first layer
-    features: int = 64  # width of S's feature vector
+    siamese_embedding_width: int = 64  # length of the vector each of S's branches makes of an image
+    # the optimisers
     lr_emulator: float = 1e-3  # Adam learning rate of E
     lr_siamese: float = 3e-4  # Adam learning rate of S
     lr_schedule: str = "constant"  # "constant", or "cosine": both rates decay to 5 % by the end
     beta1: float = 0.5  # Adam beta1 for both (GAN practice)
     beta2: float = 0.99  # Adam beta2 for both
+    # the losses
     r1_gamma: float = 1.0  # R1 gradient penalty on S's genuine pairs (Mescheder et al. 2018)
     r1_every: int = 4  # apply R1 every k steps with gamma * k (lazy regularisation)
     aux_weight: float = 10.0  # weight of the auxiliary parameter regression (S learns, E obeys)
@@ -40,6 +77,7 @@ class PretrainConfig:
     feature_weight: float = 0.0  # weight of the energy score of high-level features (if given)
     feature_marginal_weight: float = 0.0  # weight of the sum over features of 1-D energy scores
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
+    # the runtime (results do not depend on these, except on_nonfinite="drop")
     prefetch: int = 4  # batches each background simulator thread keeps ready
     simulator_workers: int = 0  # host simulator threads (0: min(4, CPU cores)); same batches for any
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
@@ -47,6 +85,26 @@ class PretrainConfig:
     compute_dtype: str = "float32"  # "bfloat16": mixed precision (float32 parameters; GPU/TPU)
     checkpoint_every: int = 500  # steps between checkpoints in WORKDIR/checkpoints (0: none)
     on_nonfinite: str = "stop"  # simulator NaN/inf: "stop" (error naming the parameters) or "drop"
+
+    RENAMED: ClassVar[dict[str, str]] = {"features": "siamese_embedding_width"}
+
+    def __post_init__(self):
+        _require(self, (
+            ("steps batch_size noise_dim emulator_width siamese_width siamese_embedding_width "
+             "r1_every prefetch log_every steps_per_call", _positive_int, "an integer >= 1"),
+            ("simulator_workers checkpoint_every", _int_at_least(0), "an integer >= 0"),
+            ("lr_emulator lr_siamese", _finite_positive, "a finite number > 0"),
+            ("beta1 beta2 ema_decay", _fraction, "in [0, 1)"),
+            ("r1_gamma aux_weight adversarial_weight energy_weight feature_weight "
+             "feature_marginal_weight", _finite_at_least_0, "a finite number >= 0"),
+            ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),
+            ("compute_dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
+            ("on_nonfinite", lambda v: v in ("stop", "drop"), "'stop' or 'drop'"),
+            ("noise_channels", lambda v: isinstance(v, bool), "True or False"),
+        ))
+        if self.log_every % self.steps_per_call:
+            raise ValueError(f"PretrainConfig.steps_per_call = {self.steps_per_call} must divide "
+                             f"log_every = {self.log_every}.")
 
 
 @dataclass(frozen=True)
@@ -56,10 +114,10 @@ class FitConfig:
     steps: int = 300  # optimisation steps (one D and one G update each)
     batch_size: int = 32  # target images and generated images per step and replica
     replicas: int = 3  # independent (G, D) pairs, each on a bootstrap resample of the targets
-    noise_len: int = 16  # length of G's noise sequence
+    noise_dim: int = 16  # length of G's noise vector, read by G as a one-channel sequence
     generator_width: int = 16  # channels of G's 1D convolutions
     discriminator_width: int = 8  # channels of D's first layer
-    features: int = 64  # width of D's feature vector
+    discriminator_embedding_width: int = 64  # length of the vector D's encoder makes of an image
     lr_generator: float = 3e-3  # Adam learning rate of G (Adam moves its output bias <= lr per step)
     lr_discriminator: float = 3e-4  # Adam learning rate of D
     beta1: float = 0.5
@@ -84,36 +142,39 @@ class FitConfig:
     feature_weight: float = 0.0
     log_every: int = 50
 
+    RENAMED: ClassVar[dict[str, str]] = {"features": "discriminator_embedding_width",
+                                         "noise_len": "noise_dim"}
+
     def __post_init__(self):
-        if self.init not in ("regressor", "center"):
-            raise ValueError(f"FitConfig.init must be 'regressor' or 'center', got {self.init!r}.")
-        if self.bias_reference not in ("start", "fit"):
-            raise ValueError(f"FitConfig.bias_reference must be 'start' or 'fit', got "
-                             f"{self.bias_reference!r}.")
-        if not self.feature_weight >= 0.0:
-            raise ValueError(f"FitConfig.feature_weight must be >= 0, got {self.feature_weight}.")
-        if not 0.0 <= self.average_last < 1.0:
-            raise ValueError(f"FitConfig.average_last must be in [0, 1), got {self.average_last}.")
-        for name in ("steps", "batch_size", "replicas", "samples_per_replica", "r1_every"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"FitConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        _require(self, (
+            ("init", lambda v: v in ("regressor", "center"), "'regressor' or 'center'"),
+            ("bias_reference", lambda v: v in ("start", "fit"), "'start' or 'fit'"),
+            ("steps batch_size replicas samples_per_replica r1_every noise_dim generator_width "
+             "discriminator_width discriminator_embedding_width log_every", _positive_int,
+             "an integer >= 1"),
+            ("lr_generator lr_discriminator", _finite_positive, "a finite number > 0"),
+            ("beta1 beta2 average_last", _fraction, "in [0, 1)"),
+            ("r1_gamma init_scale feature_weight", _finite_at_least_0, "a finite number >= 0"),
+            ("bias_correction bootstrap", lambda v: isinstance(v, bool), "True or False"),
+        ))
 
 
 PRETRAIN_PRESETS: dict[str, PretrainConfig] = {
     # tiny runs are compile-bound: R1 every step and one step per call give a single program
-    "tiny": PretrainConfig(steps=100, batch_size=16, emulator_width=4, siamese_width=4, features=16,
-                           log_every=10, r1_every=1, steps_per_call=1),
+    "tiny": PretrainConfig(steps=100, batch_size=16, emulator_width=4, siamese_width=4,
+                           siamese_embedding_width=16, log_every=10, r1_every=1, steps_per_call=1),
     "default": PretrainConfig(),
     "gpu": PretrainConfig(steps=50000, batch_size=256, emulator_width=32, siamese_width=32,
-                          features=128, log_every=200),
+                          siamese_embedding_width=128, log_every=200),
 }
 
 FIT_PRESETS: dict[str, FitConfig] = {
-    "tiny": FitConfig(steps=60, batch_size=16, replicas=2, discriminator_width=8, features=32,
-                      samples_per_replica=32, log_every=10, r1_every=1),
+    "tiny": FitConfig(steps=60, batch_size=16, replicas=2, discriminator_width=8,
+                      discriminator_embedding_width=32, samples_per_replica=32, log_every=10,
+                      r1_every=1),
     "default": FitConfig(),
-    "gpu": FitConfig(steps=5000, batch_size=256, replicas=8, discriminator_width=32, features=128,
-                     log_every=200),
+    "gpu": FitConfig(steps=5000, batch_size=256, replicas=8, discriminator_width=32,
+                     discriminator_embedding_width=128, log_every=200),
 }
 
 
@@ -126,7 +187,11 @@ def preset(kind: str, name: str):
 
 
 def config_from_dict(cls, d: dict):
-    """Rebuild a config dataclass from a dict, refusing unknown keys by name."""
+    """Rebuild a config dataclass from a dict, refusing unknown keys by name. Fields renamed
+    since magan 0.1 (``cls.RENAMED``: ``features``, ``noise_len``) are read under their new
+    names."""
+    renamed = getattr(cls, "RENAMED", {})
+    d = {renamed.get(k, k) if renamed.get(k, k) not in d else k: v for k, v in d.items()}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:

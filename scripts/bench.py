@@ -31,7 +31,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,8 +39,9 @@ from magan.config import replace  # noqa: E402
 from magan.emulator import Emulator  # noqa: E402
 from magan.nn.build import build_emulator_nets  # noqa: E402
 from magan.runtime.io import atomic_write_json  # noqa: E402
-from magan.pretraining.orchestration import (_make_step, host_batches_program, network_sizes,  # noqa: E402
-                               r1_pattern)
+from magan.losses import EmulatorGraphs  # noqa: E402
+from magan.pretraining.state import init_state, network_sizes, optimisers  # noqa: E402
+from magan.pretraining.step import host_batches_program, make_step, r1_pattern  # noqa: E402
 
 
 # ------------------------------------------------------------------------------- the machine
@@ -97,11 +97,9 @@ def step_programs(param_dim: int, shape, cfg: PretrainConfig, batch: int) -> dic
     where step % r1_every == 0), with the state and arguments to call them: ``programs[pattern]
     (state, *args)``; ``patterns`` is one period of the R1 pattern, in order."""
     ge, pe, gs, ps = build_emulator_nets(param_dim, shape, network_sizes(cfg), 0)
-    tx_e = optax.adam(cfg.lr_emulator, b1=cfg.beta1, b2=cfg.beta2)
-    tx_s = optax.adam(cfg.lr_siamese, b1=cfg.beta1, b2=cfg.beta2)
-    state = {"e": pe, "s": ps, "ema": jax.tree.map(jnp.copy, pe), "opt_e": tx_e.init(pe),
-             "opt_s": tx_s.init(ps), "step": jnp.zeros((), jnp.int32)}
-    step = _make_step(cfg, ge, gs, tx_e, tx_s, param_dim, None)
+    txs = optimisers(cfg)
+    state = init_state(pe, ps, txs)
+    step = make_step(cfg, EmulatorGraphs(ge, gs), txs, param_dim)
     per = cfg.steps_per_call
     n_steps = math.lcm(per, cfg.r1_every)  # the R1 pattern repeats after these
     patterns = [r1_pattern(i, per, cfg.r1_every) for i in range(0, n_steps, per)]
@@ -140,7 +138,7 @@ def torch_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int
 
     spec = {"param_dim": param_dim, "shape": list(shape), "noise_dim": cfg.noise_dim,
             "emulator_width": cfg.emulator_width, "siamese_width": cfg.siamese_width,
-            "features": cfg.features, "r1_gamma": cfg.r1_gamma, "r1_every": cfg.r1_every,
+            "features": cfg.siamese_embedding_width, "r1_gamma": cfg.r1_gamma, "r1_every": cfg.r1_every,
             "aux_weight": cfg.aux_weight, "energy_weight": cfg.energy_weight,
             "compile": compile, "batch": batch, "reps": reps}
     peer = Path(__file__).resolve().parent / "torch_peer.py"

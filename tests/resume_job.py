@@ -19,7 +19,7 @@ def slow_lines(rng, params):
 if __name__ == "__main__":
     cfg = PretrainConfig(steps=80, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                          r1_every=1, steps_per_call=1,
-                         features=16, log_every=10, checkpoint_every=20, prefetch=2)
+                         siamese_embedding_width=16, log_every=10, checkpoint_every=20, prefetch=2)
     emu = train_emulator(FunctionSimulator(slow_lines, IMAGE_SHAPE, name="slow-lines"), LINE_SPACE,
                          cfg, seed=7, workdir=sys.argv[1], progress=False)
     print("RESUMED_FROM", emu.info["pretrain"]["timing"]["resumed_from_step"])

@@ -10,7 +10,7 @@ from magan.studies.line.simulator import IMAGE_SHAPE, LINE_SPACE, simulate_lines
 
 TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                       r1_every=1, steps_per_call=1,
-                      features=16, log_every=10, checkpoint_every=10)
+                      siamese_embedding_width=16, log_every=10, checkpoint_every=10)
 
 
 def nan_for_steep_lines(rng, params):

@@ -57,7 +57,7 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
 
 TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                       r1_every=1, steps_per_call=1,
-                      features=16, log_every=10, checkpoint_every=10)
+                      siamese_embedding_width=16, log_every=10, checkpoint_every=10)
 
 
 def test_other_settings_and_damaged_checkpoints_are_refused(tmp_path):

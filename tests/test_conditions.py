@@ -198,7 +198,7 @@ def test_fit_feature_matching(emulator):
 
 
 def test_feature_energy_distance_and_scales():
-    from magan.fitting.orchestration import feature_energy_distance, feature_scales
+    from magan.fitting import feature_energy_distance, feature_scales
 
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal((2, 400, 3)).astype(np.float32)

@@ -39,7 +39,7 @@ def test_bank_round_trips_and_draws_pairs_at_one_point(bank, tmp_path):
 def test_bank_trains_an_emulator(bank):
     cfg = PretrainConfig(steps=10, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                          r1_every=1, steps_per_call=1,
-                         features=16, log_every=5)
+                         siamese_embedding_width=16, log_every=5)
     emu = train_emulator(bank, LINE_SPACE, cfg, progress=False)
     assert emu.sample(bank.params[:3]).shape == (3, 28, 28, 1)
 

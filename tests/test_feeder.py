@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from magan.pretraining.orchestration import SimulationFeeder
+from magan.pretraining.feeding import SimulationFeeder
 from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 

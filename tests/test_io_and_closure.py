@@ -75,13 +75,13 @@ def test_fit_outside_the_box_warns():
     """A bias-corrected mean far outside the parameter box is reported as a failed fit."""
     import warnings
 
-    from magan.fitting.orchestration import _warn_outside
+    from magan.fitting.result import warn_outside_box
 
     inside = np.array([0.2, 12.0, 4.0, 9.0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _warn_outside(LINE_SPACE, inside, inside)  # no warning
-        _warn_outside(LINE_SPACE, np.array([0.52, 12.0, 4.0, 9.0]), inside)  # 2 % over: none
+        warn_outside_box(LINE_SPACE, inside, inside)  # no warning
+        warn_outside_box(LINE_SPACE, np.array([0.52, 12.0, 4.0, 9.0]), inside)  # 2 % over: none
     with pytest.warns(UserWarning, match=r"fitted m = 1\.49 lies outside its range \[-0\.5, 0\.5\] "
                       r"by 99\.0 % of the range"):
-        _warn_outside(LINE_SPACE, np.array([1.49, 12.0, 4.0, 9.0]), inside)
+        warn_outside_box(LINE_SPACE, np.array([1.49, 12.0, 4.0, 9.0]), inside)

@@ -19,8 +19,8 @@ def test_shapes_follow_the_image(shape):
         rngs = nnx.Rngs(0)
         e = EmulatorNet(4, shape, noise_dim=5, width=4, rngs=rngs)
         img = e(jnp.zeros((n, 4)), jnp.zeros((n, 5)), jnp.zeros((n,) + shape[:2] + (1,)))
-        s = SiameseNet(shape, 4, width=4, features=8, rngs=rngs)
-        d = Discriminator(shape, width=4, features=8, rngs=rngs)
+        s = SiameseNet(shape, 4, width=4, embedding_width=8, rngs=rngs)
+        d = Discriminator(shape, width=4, embedding_width=8, rngs=rngs)
         return img, s(img, img), s.regress(img), d(img)
 
     img, pair, r, logit = run()
@@ -39,7 +39,7 @@ def test_downsampling_depth():
 def test_siamese_is_symmetric():
     @jit_once
     def both(a, b):
-        s = SiameseNet((28, 28, 1), 4, width=4, features=8, rngs=nnx.Rngs(1))
+        s = SiameseNet((28, 28, 1), 4, width=4, embedding_width=8, rngs=nnx.Rngs(1))
         return s(a, b), s(b, a)
 
     ab, ba = both(*jax.random.normal(jax.random.key(0), (2, 5, 28, 28, 1)))
@@ -65,7 +65,7 @@ def test_generator_starts_at_init_and_stays_in_cube():
 
     @jit_once
     def draw(z):
-        g = ParameterGenerator(3, noise_len=8, width=4, init_unit=init, init_scale=0.01,
+        g = ParameterGenerator(3, noise_dim=8, width=4, init_unit=init, init_scale=0.01,
                                rngs=nnx.Rngs(0))
         return g(z)
 
@@ -130,7 +130,7 @@ def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
     n = 5
     x = jax.random.normal(k[0], (n, *shape))
     cond = jax.random.uniform(k[1], (n, cond_dim)) if cond_dim else None
-    enc = ImageEncoder(shape, width=4, features=8, cond_dim=cond_dim, rngs=nnx.Rngs(0))
+    enc = ImageEncoder(shape, width=4, embedding_width=8, cond_dim=cond_dim, rngs=nnx.Rngs(0))
     np.testing.assert_allclose(enc(x, cond), _plain_encoder(enc, x, cond), rtol=1e-5, atol=1e-5)
 
     def r1(fn):  # d/d(params) of |d out / d x|^2, the R1 penalty's double backward pass

@@ -18,7 +18,7 @@ from magan.studies.line.simulator import LINE_SPACE, line_jax_simulator
 
 TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                       r1_every=1, steps_per_call=1,
-                      features=16, log_every=10)
+                      siamese_embedding_width=16, log_every=10)
 
 
 def _leaves(emu):
@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent("""
     from magan.studies.line.simulator import LINE_SPACE, line_simulator
     assert jax.device_count() == 4, jax.devices()
     cfg = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
-                         r1_every=1, steps_per_call=2, features=16, log_every=10)
+                         r1_every=1, steps_per_call=2, siamese_embedding_width=16, log_every=10)
     out = {}
     # the host-simulator path (2 stacked batches per call, sharded by device_put along their
     # batch axis); the JAX-simulator path's sharding
@@ -113,7 +113,7 @@ WORKER = textwrap.dedent("""
     from magan.studies.line.simulator import LINE_SPACE, line_simulator
     assert initialize() and jax.process_count() == 2 and jax.device_count() == 4, jax.devices()
     cfg = PretrainConfig(steps=8, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
-                         r1_every=2, steps_per_call=2, features=16, log_every=4,
+                         r1_every=2, steps_per_call=2, siamese_embedding_width=16, log_every=4,
                          checkpoint_every=4)
     emu = train_emulator(line_simulator(), LINE_SPACE, cfg, seed=1, progress=False,
                          workdir=sys.argv[1])

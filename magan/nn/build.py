@@ -15,7 +15,7 @@ from flax import nnx
 from magan.nn.models import EmulatorNet, SiameseNet
 from magan.runtime.compile import jit_once
 
-__all__ = ["build_emulator_nets", "cast_floats", "emulate"]
+__all__ = ["build_emulator_nets", "cast_floats", "emulate", "network_dtype"]
 
 
 def _make_nets(space_dim: int, image_shape, net: dict, key, cond_dim: int):
@@ -24,7 +24,7 @@ def _make_nets(space_dim: int, image_shape, net: dict, key, cond_dim: int):
                     width=net["emulator_width"], noise_channels=net.get("noise_channels", False),
                     rngs=rngs)
     s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
-                   features=net["features"], cond_dim=cond_dim, rngs=rngs)
+                   embedding_width=net["features"], cond_dim=cond_dim, rngs=rngs)
     return e, s
 
 
@@ -57,6 +57,12 @@ def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_
         pe, ps = _init_program(space_dim, shape, tuple(sorted(net.items())), cond_dim)(
             jax.random.key(seed))
     return ge, pe, gs, ps
+
+
+def network_dtype(cfg):
+    """The dtype the networks compute in, from a config's ``compute_dtype`` name ("float32" or
+    "bfloat16"; parameters and losses stay float32)."""
+    return {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[cfg.compute_dtype]
 
 
 def cast_floats(tree, dtype):

@@ -180,14 +180,14 @@ class EmulatorNet(nnx.Module):
 
 
 class ImageEncoder(nnx.Module):
-    """2D CNN: (N, H, W, C) [+ conditions (N, K)] -> (N, features).
+    """2D CNN: (N, H, W, C) [+ conditions (N, K)] -> (N, embedding_width).
 
     CoordConv input, stride-2 stages, leaky ReLU. With ``cond_dim`` K > 0 the per-event conditions
     (unit cube) are broadcast as K extra input channels.
     """
 
-    def __init__(self, image_shape, *, width: int = 16, features: int = 64, cond_dim: int = 0,
-                 rngs: nnx.Rngs):
+    def __init__(self, image_shape, *, width: int = 16, embedding_width: int = 64,
+                 cond_dim: int = 0, rngs: nnx.Rngs):
         h, w, c = image_shape
         self.levels = n_downsamples(h, w)
         self.cond_dim = cond_dim
@@ -202,7 +202,7 @@ class ImageEncoder(nnx.Module):
         hh, ww = h, w
         for _ in range(self.levels):
             hh, ww = math.ceil(hh / 2), math.ceil(ww / 2)
-        self.fc = nnx.Linear(hh * ww * ch, features, rngs=rngs)
+        self.fc = nnx.Linear(hh * ww * ch, embedding_width, rngs=rngs)
 
     def __call__(self, x, cond=None):
         n, h, w, c = x.shape
@@ -235,13 +235,13 @@ class SiameseNet(nnx.Module):
     images of a pair share them.
     """
 
-    def __init__(self, image_shape, param_dim: int, *, width: int = 16, features: int = 64,
+    def __init__(self, image_shape, param_dim: int, *, width: int = 16, embedding_width: int = 64,
                  cond_dim: int = 0, rngs: nnx.Rngs):
-        self.branch = ImageEncoder(image_shape, width=width, features=features, cond_dim=cond_dim,
-                                   rngs=rngs)
-        self.head1 = nnx.Linear(2 * features, features, rngs=rngs)
-        self.head2 = nnx.Linear(features, 1, rngs=rngs)
-        self.aux = nnx.Linear(features, param_dim, rngs=rngs)
+        self.branch = ImageEncoder(image_shape, width=width, embedding_width=embedding_width,
+                                   cond_dim=cond_dim, rngs=rngs)
+        self.head1 = nnx.Linear(2 * embedding_width, embedding_width, rngs=rngs)
+        self.head2 = nnx.Linear(embedding_width, 1, rngs=rngs)
+        self.aux = nnx.Linear(embedding_width, param_dim, rngs=rngs)
 
     def pair_logit_from_features(self, fa, fb):
         g = jnp.concatenate([jnp.abs(fa - fb), fa * fb], axis=-1)
@@ -263,11 +263,11 @@ class SiameseNet(nnx.Module):
 class Discriminator(nnx.Module):
     """D(x [, cond]) -> realness logit (N,); conditions (N, K) as extra channels when K > 0."""
 
-    def __init__(self, image_shape, *, width: int = 16, features: int = 64, cond_dim: int = 0,
-                 rngs: nnx.Rngs):
-        self.encoder = ImageEncoder(image_shape, width=width, features=features, cond_dim=cond_dim,
-                                    rngs=rngs)
-        self.head = nnx.Linear(features, 1, rngs=rngs)
+    def __init__(self, image_shape, *, width: int = 16, embedding_width: int = 64,
+                 cond_dim: int = 0, rngs: nnx.Rngs):
+        self.encoder = ImageEncoder(image_shape, width=width, embedding_width=embedding_width,
+                                    cond_dim=cond_dim, rngs=rngs)
+        self.head = nnx.Linear(embedding_width, 1, rngs=rngs)
 
     def __call__(self, x, cond=None):
         return self.head(self.encoder(x, cond))[:, 0]
@@ -276,18 +276,18 @@ class Discriminator(nnx.Module):
 class ParameterGenerator(nnx.Module):
     """G(z) -> parameters in the unit cube, a 1D CNN over the noise sequence.
 
-    z has shape (N, noise_len); it is read as a length-``noise_len`` sequence of one channel, passed
+    z has shape (N, noise_dim); it is read as a length-``noise_dim`` sequence of one channel, passed
     through two 1D convolutions, flattened, and mapped to (N, P) through a sigmoid.
     ``init_unit`` (P,) sets where G starts: the output bias is set to its logit and the last
     layer's weights are scaled down, so G starts as a narrow distribution around that point.
     """
 
-    def __init__(self, param_dim: int, *, noise_len: int = 16, width: int = 16, init_unit=None,
+    def __init__(self, param_dim: int, *, noise_dim: int = 16, width: int = 16, init_unit=None,
                  init_scale: float = 0.05, rngs: nnx.Rngs):
-        self.noise_len = noise_len
+        self.noise_dim = noise_dim
         self.conv1 = nnx.Conv(1, width, (3,), rngs=rngs)
         self.conv2 = nnx.Conv(width, width, (3,), rngs=rngs)
-        self.fc = nnx.Linear(noise_len * width, 64, rngs=rngs)
+        self.fc = nnx.Linear(noise_dim * width, 64, rngs=rngs)
         self.out = nnx.Linear(64, param_dim, rngs=rngs)
         self.out.kernel[...] = self.out.kernel[...] * init_scale
         if init_unit is not None:

@@ -91,7 +91,7 @@ class BankSimulator(Simulator):
 
     # ----------------------------------------------------------------- training pairs
     def training_batch(self, rng: np.random.Generator, space, n: int, transform):
-        """``(unit, cond, x1, x2)`` like :func:`magan.pretraining.orchestration.draw_training_batch`: ``n``
+        """``(unit, cond, x1, x2)`` like :func:`magan.pretraining.feeding.draw_training_batch`: ``n``
         random usable points, two different images of each."""
         if space != self.space:
             raise ValueError(f"The bank was made over {self.space!r}, not {space!r}.")

@@ -85,7 +85,7 @@ def fit_calibration(emulator: Emulator, simulator, *, n_truths: int = 20, n_targ
         raise ValueError(f"n_truths must be at least 2 to measure a coverage, got {n_truths}.")
     if not 0 < inner <= 1:
         raise ValueError(f"inner must be in (0, 1], got {inner}.")
-    from magan.fitting.orchestration import fit
+    from magan.fitting.stage import fit
 
     cfg = fit_config or FitConfig()
     space = emulator.space

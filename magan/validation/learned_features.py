@@ -27,7 +27,7 @@ __all__ = ["FeatureNetwork", "train_feature_network"]
 
 class _Regressor(nnx.Module):
     def __init__(self, image_shape, out_dim: int, width: int, features: int, rngs: nnx.Rngs):
-        self.encoder = ImageEncoder(image_shape, width=width, features=features, rngs=rngs)
+        self.encoder = ImageEncoder(image_shape, width=width, embedding_width=features, rngs=rngs)
         self.head = nnx.Linear(features, out_dim, rngs=rngs)
 
     def __call__(self, x):
@@ -67,7 +67,7 @@ def train_feature_network(simulator, space, *, transform: ImageTransform | None 
       A :class:`FeatureNetwork`; ``info["loss"]`` holds the regression loss curve (mean squared
       error in the unit cube; 1/12 = 0.083 means nothing learned).
     """
-    from magan.pretraining.orchestration import draw_training_batch
+    from magan.pretraining.feeding import draw_training_batch
 
     transform = transform or IdentityTransform()
     k = 0 if simulator.conditions is None else simulator.conditions.dim

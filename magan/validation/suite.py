@@ -232,7 +232,7 @@ def variety(sampler, simulator, rng, n_points, per_point, features, feature_name
 def replay_training(emulator, simulator, n: int):
     """The first ``n`` images of the emulator's training stream (network space), replayed from
     the seed and batch size it records, with their unit points; or ``None`` with a reason."""
-    from magan.pretraining.orchestration import batch_rng, draw_training_batch
+    from magan.pretraining.feeding import batch_rng, draw_training_batch
 
     info = getattr(emulator, "info", {}) or {}
     if "seed" not in info or "batch_size" not in info.get("config", {}):

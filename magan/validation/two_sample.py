@@ -52,7 +52,8 @@ def _auc_stderr(auc: float, n_pos: int, n_neg: int) -> float:
 
 class _ImageClassifier(nnx.Module):
     def __init__(self, shape, cond_dim: int, width: int, rngs: nnx.Rngs):
-        self.encoder = ImageEncoder(shape, width=width, features=64, cond_dim=cond_dim, rngs=rngs)
+        self.encoder = ImageEncoder(shape, width=width, embedding_width=64, cond_dim=cond_dim,
+                                    rngs=rngs)
         self.head = nnx.Linear(64, 1, rngs=rngs)
         self.cond_dim = cond_dim
 

@@ -31,10 +31,10 @@ from magan.validation.closure import closure_check
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, replace
 from magan.validation.distances import separation_power
 from magan.emulator import Emulator
-from magan.fitting.orchestration import fit
+from magan.fitting.stage import fit
 from magan.runtime.io import atomic_write_json
 from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
-from magan.pretraining.orchestration import train_emulator
+from magan.pretraining.stage import train_emulator
 from magan.studies.runs import reuse_emulator, start_run
 from magan.studies.calorimeter.model import (
     CALO_CONDITIONS,

@@ -22,10 +22,10 @@ import numpy as np
 
 from magan.validation.closure import closure_check
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, replace
-from magan.fitting.orchestration import fit
+from magan.fitting.stage import fit
 from magan.runtime.io import atomic_write_json
 from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
-from magan.pretraining.orchestration import train_emulator
+from magan.pretraining.stage import train_emulator
 from magan.studies.runs import reuse_emulator, start_run
 from magan.validation.quality import compare_to_simulator
 from magan.studies.line.simulator import (LINE_FEATURES, LINE_SPACE, line_features,

@@ -1,0 +1,87 @@
+"""The outcome of a fit: :class:`FitResult`, and the warnings a result gives about itself."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["FitResult", "warn_outside_box"]
+
+
+def warn_outside_box(space, mean, raw_mean, tolerance: float = 0.05) -> None:
+    """Warn when the (bias-corrected) mean lies outside the box by more than ``tolerance`` of a
+    range: the correction carried the bias of a fit that ran to a bound, or the fit failed."""
+    over = np.maximum(space.low - mean, mean - space.high) / space.width
+    for name, o, m, r, lo, hi in zip(space.names, over, mean, raw_mean, space.low, space.high):
+        if o > tolerance:
+            warnings.warn(f"The fitted {name} = {m:.6g} lies outside its range [{lo:g}, {hi:g}] "
+                          f"by {100 * o:.1f} % of the range (before bias correction: {r:.6g}). "
+                          "A fit that ends there has failed (the emulator or the fit), not found "
+                          "a value outside the box: check the closure against the simulator, "
+                          "or widen the range and pre-train the emulator over it.", stacklevel=4)
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`fit`. Parameters are in physical units.
+
+    Attributes:
+      names: parameter names, length P.
+      samples: (K, P) draws of the fitted parameters (all target replicas pooled; shifted by
+        ``-bias`` when bias-corrected, so they may step slightly outside the bounds).
+      mean: (P,) mean of ``samples``.
+      std: (P,) the fit's statistical uncertainty: the spread of ``samples``, plus (in
+        quadrature) that of the bias-correction replicas. It does not contain the emulator's
+        remaining systematic error; on the line study the true error is up to 2-5 std
+        (studies/line/README.md).
+      replica_means: (R, P) mean of each replica's outputs.
+      start: (P,) where G started (S's regression estimate or the box centre).
+      raw_mean: (P,) mean of G's outputs on the targets before bias correction.
+      bias: (P,) the fit's bias measured on a reference set simulated at ``reference_at``
+        (``None`` when no simulator was given); ``mean = raw_mean - bias``.
+      reference_at: (P,) where the reference set was simulated: ``start``
+        (``FitConfig.bias_reference = "start"``) or the uncorrected fit, clipped to the box
+        (``"fit"``); ``None`` without bias correction.
+      history: metric rows over steps.
+      reference_history: the reference fit's metric rows (``bias_reference = "fit"``), else [].
+      timing: seconds spent.
+    """
+
+    names: tuple[str, ...]
+    samples: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    replica_means: np.ndarray
+    start: np.ndarray
+    raw_mean: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    reference_at: np.ndarray | None = None
+    history: list[dict] = field(default_factory=list)
+    reference_history: list[dict] = field(default_factory=list)
+    timing: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (no per-sample arrays beyond the replica means)."""
+        return {
+            "names": list(self.names),
+            "mean": {n: float(v) for n, v in zip(self.names, self.mean)},
+            "std": {n: float(v) for n, v in zip(self.names, self.std)},
+            "start": {n: float(v) for n, v in zip(self.names, self.start)},
+            "raw_mean": None if self.raw_mean is None else
+            {n: float(v) for n, v in zip(self.names, self.raw_mean)},
+            "bias": None if self.bias is None else
+            {n: float(v) for n, v in zip(self.names, self.bias)},
+            "reference_at": None if self.reference_at is None else
+            {n: float(v) for n, v in zip(self.names, self.reference_at)},
+            "replica_means": self.replica_means.tolist(),
+            "n_samples": int(self.samples.shape[0]),
+            "timing": self.timing,
+            "config": self.config,
+        }
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{n}={m:.4g}+-{s:.2g}" for n, m, s in zip(self.names, self.mean, self.std))
+        return f"FitResult({body})"

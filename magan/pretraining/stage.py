@@ -1,0 +1,286 @@
+"""Stage 1, pre-training: the emulator E learns to mimic the simulator through the siamese S.
+
+Each step draws B parameter points uniformly in the unit cube and simulates each point twice
+(x1, x2). S learns to tell a genuine pair (x1, x2) from a pair (x1, E(theta, z)) at the same
+parameters; E learns to make its pairs indistinguishable. Two stabilisers, measured in
+``studies/line/README.md``:
+
+* an R1 gradient penalty on S's genuine pairs (Mescheder et al. 2018), without which S wins within a
+  few hundred steps and E stops learning;
+* an auxiliary head on S's branch that regresses the parameters from one *simulated* image (as the
+  auxiliary energy regression of 3DGAN); E is asked to make images from which that head reads back
+  the parameters it was given. This tells E where its structure must be, not only that it is wrong.
+
+E's weights are averaged (EMA) for sampling. Host simulators run in a background thread
+(:class:`~magan.pretraining.feeding.SimulationFeeder`) so the device trains while the next batches are simulated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import warnings
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+from magan.config import PretrainConfig
+from magan.emulator import Emulator
+from magan.losses import EmulatorGraphs, PairBatch
+from magan.nn.build import build_emulator_nets
+from magan.pretraining.features import standardised_features
+from magan.pretraining.feeding import SimulationFeeder
+from magan.pretraining.state import init_state, network_sizes, optimisers
+from magan.pretraining.step import (host_batches_program, make_step, r1_pattern,
+                                    traced_batches_program)
+from magan.runtime.checkpoints import RunCheckpoints
+from magan.runtime.io import write_metrics
+from magan.runtime.loop import run_loop
+from magan.runtime.parallel import data_mesh, replicate, shard_batch, to_local
+from magan.simulators.base import Simulator
+from magan.space import ParameterSpace
+from magan.transforms import IdentityTransform, ImageTransform
+
+__all__ = ["train_emulator"]
+
+
+def train_emulator(simulator: Simulator, space: ParameterSpace, config: PretrainConfig | None = None,
+                   *, seed: int = 0, workdir=None, progress: bool | None = None,
+                   transform: ImageTransform | None = None, features=None,
+                   devices=None) -> Emulator:
+    """Pre-train an emulator of ``simulator`` over ``space`` (and its per-event conditions).
+
+    Args:
+      simulator: a :class:`~magan.FunctionSimulator` (host) or :class:`~magan.JaxSimulator`. When it
+        has a :class:`~magan.ConditionSpace`, the emulator is conditioned on it too; conditions are
+        drawn uniformly in their unit cube (log-uniform on log scales).
+      space: the parameters and their bounds; points are drawn uniformly inside.
+      config: a :class:`~magan.PretrainConfig`; ``None`` means the ``default`` preset.
+      seed: the same seed gives the same emulator on the same machine.
+      transform: an :class:`~magan.transforms.ImageTransform` from physical images to the space E
+        works in (default identity); saved with the emulator.
+      features: optional ``features(images, conditions) -> (N, F)`` written with ``jax.numpy``,
+        high-level physical features (physical images, physical conditions or ``None``). With
+        ``config.feature_weight > 0`` E is also trained on the energy score of these features
+        (standardised over the space), a proper scoring rule that asks E to reproduce their
+        distribution at every point, not only their mean.
+      workdir: if given, the emulator is saved to ``workdir/emulator`` at the end and the metrics to
+        ``workdir/pretrain_metrics.csv``.
+      progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
+      devices: the devices the batch is split over (data parallel, parameters replicated;
+        default every device of every process, see :mod:`magan.runtime.parallel`). ``batch_size`` must
+        be a multiple of their number.
+    Returns:
+      The trained :class:`~magan.Emulator`; ``emulator.info["pretrain"]`` holds the metric history
+      and timings.
+    """
+
+    cfg, transform = _checked_inputs(simulator, space, config, transform)
+    feature_fn = None
+    if features is not None and (cfg.feature_weight > 0 or cfg.feature_marginal_weight > 0):
+        feature_fn = standardised_features(features, transform, simulator, space, seed)
+    run = _Run.start(cfg, simulator, space, transform, seed, devices)
+    ckpt = _Checkpointing.open(workdir, run)
+    start, history, feeder_start = ckpt.resume(run)
+    step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn)
+    feeder = None if simulator.traceable else _feeder(run, feeder_start)
+    ckpt.feeder = feeder
+    programs: dict[tuple[bool, ...], object] = {}
+
+    def advance(state, i, n):
+        pattern = r1_pattern(i, n, cfg.r1_every)
+        if pattern not in programs:
+            programs[pattern] = (traced_batches_program(step, pattern, _jax_batches(run))
+                                 if feeder is None else host_batches_program(step, pattern))
+        if feeder is None:
+            return programs[pattern](state, run.key)
+        batches = [feeder.next() for _ in range(n)]
+        stacked = shard_batch([np.stack(a) for a in zip(*batches)], run.mesh, axis=1)
+        return programs[pattern](state, run.key, *stacked)
+
+    try:
+        out = run_loop(advance, run.state, total=cfg.steps, start=start,
+                       per_call=cfg.steps_per_call, sync_every=cfg.log_every,
+                       summarise=ckpt.summarise, desc="pre-training", progress=progress,
+                       on_sync=ckpt.on_sync, history=history)
+    finally:
+        if feeder is not None:
+            feeder.close()
+        ckpt.close()
+    return _finish(run, out, start, feeder, workdir)
+
+
+@dataclass
+class _Run:
+    """What the parts of one pre-training run share: settings, networks, optimisers, devices,
+    the initial (replicated) state and the run's key."""
+
+    cfg: PretrainConfig
+    simulator: Simulator
+    space: ParameterSpace
+    transform: ImageTransform
+    seed: int
+    net: dict
+    graphs: EmulatorGraphs
+    txs: tuple
+    mesh: object
+    state: dict
+    key: jax.Array
+
+    @classmethod
+    def start(cls, cfg, simulator, space, transform, seed, devices) -> _Run:
+        conditions = simulator.conditions
+        net = network_sizes(cfg)
+        ge, pe, gs, ps = build_emulator_nets(
+            space.dim, transform.network_shape(simulator.image_shape), net, seed,
+            0 if conditions is None else conditions.dim)
+        txs = optimisers(cfg)
+        mesh = data_mesh(devices)
+        if cfg.batch_size % mesh.size:
+            raise ValueError(f"PretrainConfig.batch_size = {cfg.batch_size} must be a multiple of "
+                             f"the {mesh.size} devices it is split over; use e.g. "
+                             f"{mesh.size * max(1, round(cfg.batch_size / mesh.size))}.")
+        state = replicate(init_state(pe, ps, txs), mesh)
+        return cls(cfg, simulator, space, transform, seed, net, EmulatorGraphs(ge, gs), txs, mesh,
+                   state, jax.random.key(seed))
+
+    def settings(self) -> dict:
+        """What must match for a checkpoint of this run to be resumed."""
+        conditions = self.simulator.conditions
+        return {"config": dataclasses.asdict(self.cfg), "seed": self.seed,
+                "simulator": self.simulator.name, "space": self.space.to_dict(),
+                "conditions": None if conditions is None else conditions.to_dict(),
+                "transform": self.transform.to_dict(), "devices": self.mesh.size}
+
+
+def _checked_inputs(simulator, space, config, transform):
+    """The config (default preset when None) and transform (identity when None), checked."""
+    cfg = config or PretrainConfig()
+    if not isinstance(cfg, PretrainConfig):
+        raise TypeError(f"config must be a PretrainConfig, got {type(cfg).__name__}.")
+    if not isinstance(simulator, Simulator):
+        raise TypeError("simulator must be a magan.FunctionSimulator or magan.JaxSimulator, got "
+                        f"{type(simulator).__name__}; wrap your function with one of them.")
+    if not isinstance(space, ParameterSpace):
+        raise TypeError(f"space must be a magan.ParameterSpace, got {type(space).__name__}.")
+    transform = transform or IdentityTransform()
+    if not isinstance(transform, ImageTransform):
+        raise TypeError(f"transform must be a magan ImageTransform, got {type(transform).__name__}.")
+    return cfg, transform
+
+
+def _feeder(run: _Run, start_batch: int) -> SimulationFeeder:
+    """Background simulation of the host batches; each process simulates its own share of a
+    batch from its own stream."""
+    n_proc = jax.process_count()
+    cfg = run.cfg
+    return SimulationFeeder(run.simulator, run.space, cfg.batch_size // n_proc,
+                            run.seed if n_proc == 1 else [run.seed, jax.process_index()],
+                            prefetch=cfg.prefetch, transform=run.transform,
+                            start_batch=start_batch, on_nonfinite=cfg.on_nonfinite,
+                            workers=cfg.simulator_workers or min(4, os.cpu_count() or 1))
+
+
+def _jax_batches(run: _Run):
+    """``draw(k_unit, k_x1, k_x2) -> PairBatch`` of a JAX-traceable simulator, inside the
+    program, the batch split over the devices."""
+    cfg, space, transform = run.cfg, run.space, run.transform
+    conditions = run.simulator.conditions
+    k_cond = 0 if conditions is None else conditions.dim
+    data = NamedSharding(run.mesh, PartitionSpec("data"))
+
+    def draw(ku, k1, k2):
+        unit = jax.random.uniform(ku, (cfg.batch_size, space.dim + k_cond))
+        params = space.from_unit_jax(unit[:, :space.dim])
+        if conditions is None:
+            cond = jnp.zeros((cfg.batch_size, 0), jnp.float32)
+            c = None
+        else:
+            cond = c = conditions.from_unit_jax(unit[:, space.dim:])
+        x1 = transform.forward(run.simulator.simulate_jax(k1, params, c), c, xp=jnp)
+        x2 = transform.forward(run.simulator.simulate_jax(k2, params, c), c, xp=jnp)
+        return PairBatch(*(jax.lax.with_sharding_constraint(a, data)
+                           for a in (unit, cond, x1, x2)))
+
+    return draw
+
+
+class _Checkpointing:
+    """The loop's hooks: metric rows, the non-finite check, and a checkpoint at the first sync at
+    or after every ``checkpoint_every`` steps and at the end (when the run has a workdir)."""
+
+    def __init__(self, cfg: PretrainConfig, ckpt: RunCheckpoints | None):
+        self.cfg, self.ckpt, self.feeder = cfg, ckpt, None
+        self.last_good: int | None = None
+
+    @classmethod
+    def open(cls, workdir, run: _Run) -> _Checkpointing:
+        if workdir is None or run.cfg.checkpoint_every <= 0:
+            return cls(run.cfg, None)
+        return cls(run.cfg, RunCheckpoints(workdir, "pretrain", run.settings()))
+
+    def resume(self, run: _Run) -> tuple[int, list, int]:
+        """``(first step, history so far, next feeder batch)``; ``run.state`` is replaced by the
+        latest checkpoint's when there is one."""
+        found = None if self.ckpt is None else self.ckpt.restore(run.state)
+        if found is None:
+            return 0, [], 0
+        start, run.state, record = found
+        self.last_good = start if start else None
+        return start, record["history"], record.get("feeder_next_batch", 0)
+
+    def summarise(self, host, done, state) -> dict:
+        mean = {k: float(np.mean(np.concatenate([m[k] for m in host]))) for k in host[0]}
+        if not all(np.isfinite(v) for v in mean.values()):
+            kept = (f" The last good checkpoint (step {self.last_good}) is kept in "
+                    f"{self.ckpt.directory}; rerunning resumes from it." if self.last_good else "")
+            raise FloatingPointError(
+                f"Non-finite pre-training loss at step {done}: {mean}. Lower the learning "
+                "rates or raise r1_gamma; check the simulator's output scale." + kept)
+        return mean
+
+    def on_sync(self, done, state, history) -> None:
+        every = self.cfg.checkpoint_every
+        if self.ckpt is not None and (done // every > (self.last_good or 0) // every
+                                      or done == self.cfg.steps):
+            self.ckpt.save(done, state, {"history": history, "feeder_next_batch": 0 if
+                                         self.feeder is None else self.feeder.next_batch})
+            self.last_good = done
+
+    def close(self) -> None:
+        if self.ckpt is not None:
+            self.ckpt.close()
+
+
+def _finish(run: _Run, out, start: int, feeder, workdir) -> Emulator:
+    """The trained emulator (E's EMA and S), with the history and timings in its info; saved
+    with the metrics into ``workdir`` when given."""
+    cfg = run.cfg
+    jax.block_until_ready(out.state)
+    state = to_local(out.state)
+    total = out.total_s
+    first = out.first_call_s
+    timing = {"total_s": total, "first_step_s": first, "resumed_from_step": start,
+              "steps_per_s": (cfg.steps - start - 1) / max(total - (first or 0.0), 1e-9),
+              "devices": run.mesh.size}
+    if feeder is not None and feeder.dropped[0]:
+        warnings.warn(f"{feeder.dropped[0]} simulations returned NaN or inf and were replaced by "
+                      "draws at new points (PretrainConfig.on_nonfinite='drop'); regions of the "
+                      "parameter space where the simulator fails are under-represented.",
+                      stacklevel=3)
+        timing["dropped_simulations"] = feeder.dropped[0]
+    if feeder is not None:
+        timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s,
+                      simulator_overlap=1.0 - feeder.wait_s / max(feeder.sim_s, 1e-9))
+    info = {"simulator": run.simulator.name, "seed": run.seed, "config": dataclasses.asdict(cfg),
+            "pretrain": {"timing": timing, "history": out.history}}
+    emulator = Emulator(run.space, run.simulator.image_shape, run.net, state["ema"], state["s"],
+                        graphdefs=tuple(run.graphs), info=info,
+                        conditions=run.simulator.conditions, transform=run.transform)
+    if workdir is not None:
+        write_metrics(workdir, "pretrain", out.history)
+        emulator.save(f"{workdir}/emulator")
+    return emulator
