@@ -106,7 +106,7 @@ def fit_step(spec: StepSpec, n_rep: int, do_r1: bool):
         keys = jax.random.split(k, n_rep)
         # Replicas are unrolled inside one jitted step. Neither vmap (it turns per-replica
         # convolution weights into grouped convolutions) nor lax.map (a loop XLA:CPU runs
-        # without its fast convolution paths) is fast on CPU.
+        # without its fast convolution paths) is fast on CPU (studies/line/README.md).
         outs = []
         for r in range(n_rep):
             pick = lambda tree: jax.tree.map(lambda a: a[r], tree)  # noqa: E731

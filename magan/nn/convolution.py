@@ -3,8 +3,8 @@
 The R1 penalty differentiates S's (and D's) input gradient once more with respect to the
 weights. For a stride-2 convolution, the input gradient is a transposed (base-dilated)
 convolution, and XLA derives the weight gradient of *that* as a convolution with a reversed,
-dilated kernel window, which XLA:CPU runs on a slow generic path (on the line networks 36 ms of a
-62 ms R1 step). :func:`strided_conv` computes the same values with its derivatives written out:
+dilated kernel window, which XLA:CPU runs on a slow generic path (most of an R1 step's time on the
+line networks; docs/speed.md). :func:`strided_conv` computes the same values with its derivatives written out:
 
 * forward: ``lax.conv_general_dilated`` (as before);
 * input gradient: the transposed convolution XLA derives itself (fast);
@@ -93,12 +93,12 @@ def _input_grad_bwd(x_shape, strides, pads, res, c):
 _input_grad.defvjp(_input_grad_fwd, _input_grad_bwd)
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, precision=None,
-                         **kwargs):
-    """``lax.conv_general_dilated``'s signature (what ``nnx.Conv(conv_general_dilated=...)``
-    calls): 2-D NHWC x HWIO convolutions without dilation or groups go to :func:`strided_conv`,
-    anything else to ``lax.conv_general_dilated``."""
+def conv_general_dilated(lhs, rhs, window_strides, padding, *, lhs_dilation=None,
+                         rhs_dilation=None, dimension_numbers=None, feature_group_count=1,
+                         precision=None, **kwargs):
+    """``lax.conv_general_dilated``'s signature, its options keyword-only (as
+    ``nnx.Conv(conv_general_dilated=...)`` calls it): 2-D NHWC x HWIO convolutions without
+    dilation or groups go to :func:`strided_conv`, anything else to ``lax.conv_general_dilated``."""
     if (lhs.ndim != 4 or feature_group_count != 1 or precision is not None
             or any(v is not None for v in kwargs.values())  # preferred_element_type, out_sharding
             or any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in (rhs_dilation or ()))

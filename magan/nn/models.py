@@ -16,9 +16,8 @@ float rounding; tests/test_networks.py checks both ways): input channels that ar
 image (coordinates, their Fourier features) are convolved once and broadcast, per-image constants
 (the conditioning vector) go through a matrix product, 1x1 convolutions are matrix products over the
 channel axis, and the stride-2 convolutions have their second derivatives written out
-(:mod:`magan.nn.convolution`). On the line study's networks this made the pre-training step 1.4x
-faster on a 2-core CPU and the R1 step 1.9x (``python scripts/networks_ab.py``; README "Speed and
-scale").
+(:mod:`magan.nn.convolution`). What this buys is measured by ``python scripts/networks_ab.py``
+(docs/speed.md).
 """
 
 from __future__ import annotations

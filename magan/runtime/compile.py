@@ -1,9 +1,9 @@
 """Compiling programs that run once.
 
 XLA:CPU spends most of its compile time in LLVM's backend optimisation, which a program that runs
-once (the networks' random initialisers) does not repay: the G + D initialiser of a fit compiles in
-8 s at the default level and in 2 s at level 1, and gives bit-identical parameters (measured on the
-line and calorimeter networks; level 0 does not: it changes the last bit of some values).
+once (the networks' random initialisers) does not repay. At backend optimisation level 1 the
+initialisers compile about four times faster and give bit-identical parameters (level 0 does not:
+it changes the last bit of some values); the numbers are in docs/speed.md.
 """
 
 from __future__ import annotations
