@@ -7,13 +7,11 @@ stage's hook after each sync (checkpoints). Steps are dispatched asynchronously 
 the host prepares the next call while the device computes.
 
 Why a stage's steps are unrolled Python calls and not a ``lax.scan`` or ``lax.cond``: XLA:CPU runs
-the convolutions inside a loop body or a conditional branch without its fast kernels. Measured on
-the line networks (2-core CPU, stop 10 of the project's log): a pre-training step inside
-``lax.scan`` took 247 ms against 83 ms unrolled, and the R1 step inside ``lax.cond`` about four
-times its unconditional cost. Hence several steps per dispatch are unrolled in one program
-(``PretrainConfig.steps_per_call``), the lazy R1 penalty is decided when a program is traced (one
-program per pattern of R1 steps, :func:`magan.losses.lazy_r1`), and the fit's replicas are
-unrolled too. ``python scripts/bench.py`` measures the programs this loop runs.
+the convolutions inside a loop body or a conditional branch without its fast kernels. So several
+steps per dispatch are unrolled in one program (``PretrainConfig.steps_per_call``), the lazy R1
+penalty is decided when a program is traced (one program per pattern of R1 steps,
+:func:`magan.losses.lazy_r1`), and the fit's replicas are unrolled too. The measurement, and the
+command that repeats it (``scripts/cpu_loop_forms.py``), are in docs/speed.md.
 """
 
 from __future__ import annotations
