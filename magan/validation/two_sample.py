@@ -23,8 +23,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from magan.nn.supervised import train_module
 from magan.nn.models import ImageEncoder
+from magan.nn.supervised import train_module
 
 __all__ = ["auc_score", "classifier_two_sample_test"]
 
@@ -51,6 +51,9 @@ def _auc_stderr(auc: float, n_pos: int, n_neg: int) -> float:
 
 
 class _ImageClassifier(nnx.Module):
+    """Images (N, H, W, C) and conditions (N, K) -> (N,) logits; a CNN of channel width
+    ``width`` with the conditions as extra channels."""
+
     def __init__(self, shape, cond_dim: int, width: int, rngs: nnx.Rngs):
         self.encoder = ImageEncoder(shape, width=width, features=64, cond_dim=cond_dim, rngs=rngs)
         self.head = nnx.Linear(64, 1, rngs=rngs)
@@ -61,6 +64,9 @@ class _ImageClassifier(nnx.Module):
 
 
 class _VectorClassifier(nnx.Module):
+    """Features (N, F) and conditions (N, K) -> (N,) logits; an MLP of width ``width`` on
+    both, concatenated (``dim = F + K``)."""
+
     def __init__(self, dim: int, width: int, rngs: nnx.Rngs):
         self.l1 = nnx.Linear(dim, width, rngs=rngs)
         self.l2 = nnx.Linear(width, width, rngs=rngs)
@@ -132,8 +138,9 @@ def classifier_two_sample_test(a, b, *, conditions_a=None, conditions_b=None, st
     held_out = (jnp.asarray(np.concatenate([a[es_a], b[es_b]])),
                 jnp.asarray(np.concatenate([ca[es_a], cb[es_b]])),
                 jnp.asarray(np.concatenate([np.zeros(len(es_a)), np.ones(len(es_b))]), jnp.float32))
-    model, losses = train_module(model, loss, next_batch, steps, lr=lr, desc="two-sample classifier",
-                                 progress=progress, held_out=held_out, every=25)
+    model, losses = train_module(model, loss, next_batch, steps, lr=lr,
+                                 desc="two-sample classifier", progress=progress,
+                                 held_out=held_out, every=25)
     graphdef, state = nnx.split(model)
     score = jax.jit(lambda s, x, c: nnx.merge(graphdef, s)(x, c))
 
