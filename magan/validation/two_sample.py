@@ -78,21 +78,10 @@ class _VectorClassifier(nnx.Module):
         return self.out(h)[:, 0]
 
 
-def classifier_two_sample_test(a, b, *, conditions_a=None, conditions_b=None, steps: int = 600,
-                               batch_size: int = 128, lr: float = 1e-3, width: int = 16,
-                               seed: int = 0, progress: bool | None = None) -> dict:
-    """Train on half of ``a`` (label 0) and ``b`` (label 1), report the AUC on the other halves.
-
-    Args:
-      a, b: (N, H, W, C) images or (N, F) feature vectors, well scaled (for instance the
-        emulator's network space or standardised features); at least 20 rows each.
-      conditions_a, conditions_b: optional (N, K) per-event conditions (unit cube), which the
-        classifier sees beside each sample.
-      steps, batch_size: training steps, each on ``batch_size / 2`` rows of each sample.
-    Returns:
-      ``{"auc", "auc_stderr", "z_vs_0.5", "n_test", "held_out_loss"}``; ``z_vs_0.5`` is
-      ``(AUC - 0.5)`` over the null hypothesis' standard error ``sqrt((n1 + n2 + 1) / (12 n1 n2))``.
-    """
+def _checked_pair(a, b, conditions_a, conditions_b):
+    """``a``, ``b`` and their conditions as float32 arrays (no conditions: (N, 0)); ValueError
+    unless the samples are (N, F) or (N, H, W, C) of one sample shape, finite, at least 20 rows
+    each, with one (N, K) condition row per sample and the same K."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
     if a.ndim not in (2, 4) or a.shape[1:] != b.shape[1:]:
         raise ValueError(f"classifier_two_sample_test needs two (N, F) or (N, H, W, C) arrays of "
@@ -109,6 +98,25 @@ def classifier_two_sample_test(a, b, *, conditions_a=None, conditions_b=None, st
     if ca.shape[1] != cb.shape[1] or len(ca) != len(a) or len(cb) != len(b):
         raise ValueError(f"conditions must be (N, K) with one row per sample and the same K; got "
                          f"{ca.shape} for {len(a)} and {cb.shape} for {len(b)} samples.")
+    return a, b, ca, cb
+
+
+def classifier_two_sample_test(a, b, *, conditions_a=None, conditions_b=None, steps: int = 600,
+                               batch_size: int = 128, lr: float = 1e-3, width: int = 16,
+                               seed: int = 0, progress: bool | None = None) -> dict:
+    """Train on half of ``a`` (label 0) and ``b`` (label 1), report the AUC on the other halves.
+
+    Args:
+      a, b: (N, H, W, C) images or (N, F) feature vectors, well scaled (for instance the
+        emulator's network space or standardised features); at least 20 rows each.
+      conditions_a, conditions_b: optional (N, K) per-event conditions (unit cube), which the
+        classifier sees beside each sample.
+      steps, batch_size: training steps, each on ``batch_size / 2`` rows of each sample.
+    Returns:
+      ``{"auc", "auc_stderr", "z_vs_0.5", "n_test", "held_out_loss"}``; ``z_vs_0.5`` is
+      ``(AUC - 0.5)`` over the null hypothesis' standard error ``sqrt((n1 + n2 + 1) / (12 n1 n2))``.
+    """
+    a, b, ca, cb = _checked_pair(a, b, conditions_a, conditions_b)
     rng = np.random.default_rng([seed, 2])
     pa, pb = rng.permutation(len(a)), rng.permutation(len(b))
     ha, hb = len(a) // 2, len(b) // 2
