@@ -1,13 +1,23 @@
 """The validation suite's checks, each against a known answer."""
 
+import ast
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from magan.validation.calibration import summarise_calibration
+from magan.validation import rules
+from magan.validation.calibration import NOMINAL_COVERAGE, summarise_calibration
 from magan.validation.constraints import Constraint, non_negative, total_at_most, violation_rates
 from magan.validation.coverage import prdc
-from magan.validation.distances import frechet_distance, frechet_distance_extrapolated, kernel_distance
+from magan.validation.distances import (
+    frechet_distance,
+    frechet_distance_extrapolated,
+    kernel_distance,
+)
 from magan.validation.memorisation import memorisation_check
+from magan.validation.quality import spread_ratios
 from magan.validation.two_sample import auc_score, classifier_two_sample_test
 
 
@@ -109,3 +119,57 @@ def test_calibration_summary_coverage_known_answers():
                                           np.ones(2))
     assert overconfident["coverage_1sigma"] < 0.3
     assert overconfident["per_parameter"]["a"]["pull_std"] == pytest.approx(3.0, rel=0.05)
+
+
+def test_rules_judge_at_their_thresholds():
+    assert rules.status_of_distribution(0.055, 0.01) == "pass"
+    assert rules.status_of_distribution(0.2, 0.0) == "warn"
+    assert rules.status_of_distribution(0.21, 0.0) == "fail"
+    assert rules.status_of_constraint(0.0, 0.01, 1000) == "pass"
+    assert rules.status_of_constraint(0.0, 0.05, 1000) == "warn"
+    assert rules.status_of_constraint(0.0, 0.06, 1000) == "fail"
+    assert rules.status_of_learned_features(0.01, 10.0) == "pass"
+    assert rules.status_of_learned_features(0.05, 2.0) == "pass"
+    assert rules.status_of_learned_features(0.05, 5.0) == "warn"
+    assert rules.status_of_learned_features(0.1, 0.0) == "fail"
+    assert [rules.status_of_classifier(a) for a in (0.59, 0.6, 0.75)] == ["pass", "warn", "fail"]
+    assert [rules.status_of_memorisation(c) for c in (0.03, 0.1, 0.11)] == ["pass", "warn", "fail"]
+    assert rules.status_of_coverage(0.9, 0.95, 1.0) == "pass"
+    assert rules.status_of_coverage(0.9, 0.95, 1.3) == "warn"
+    assert rules.status_of_coverage(0.6, 0.95, 1.0) == "fail"
+    se = {"1sigma": 0.05, "2sigma": 0.02}
+    assert rules.status_of_calibration(0.6, 0.92, NOMINAL_COVERAGE, se) == "pass"
+    assert rules.status_of_calibration(0.4, 0.8, NOMINAL_COVERAGE, se) == "warn"
+    assert rules.status_of_calibration(0.4, 0.6, NOMINAL_COVERAGE, se) == "fail"
+    assert rules.worst(["pass", "skipped", "warn"]) == "warn"
+    assert rules.worst(["skipped"]) == "skipped"
+
+
+def test_suite_docstring_states_every_rule_from_the_rules_table():
+    from magan.validation import suite
+
+    names = [f.name for f in dataclasses.fields(rules.SuiteRules)]
+    assert list(suite._CHECK_PROSE) == names
+    flat = " ".join(suite.__doc__.split())
+    for name in names:
+        assert " ".join(rules.rule_prose(name).split()) in flat, name
+
+
+def test_spread_ratios_is_the_ratio_of_per_point_stds():
+    rng = np.random.default_rng(0)
+    fa, fe = rng.normal(size=(5, 16, 3)), rng.normal(size=(5, 16, 3)) * 2
+    (ratio,) = spread_ratios(fa, fe, eps=1e-9)
+    assert np.array_equal(np.median(ratio, axis=0),
+                          np.median(fe.std(1) / (fa.std(1) + 1e-9), axis=0))
+
+
+def test_validation_functions_are_short_and_take_few_positionals():
+    too_big = []
+    for path in sorted((Path(rules.__file__).parent).glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                positional = len(node.args.posonlyargs) + len(node.args.args)
+                if lines > 80 or positional > 8:
+                    too_big.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not too_big

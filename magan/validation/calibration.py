@@ -45,7 +45,8 @@ def summarise_calibration(names, truths, means, stds, width) -> dict:
         c2 = float(np.mean(np.abs(pulls[:, j]) < 2))
         out["per_parameter"][n] = {
             "bias_pct_of_range": float(err[:, j].mean()),
-            "bias_stderr_pct_of_range": float(err[:, j].std(ddof=1) / math.sqrt(t)) if t > 1 else None,
+            "bias_stderr_pct_of_range": (float(err[:, j].std(ddof=1) / math.sqrt(t))
+                                         if t > 1 else None),
             "rms_error_pct_of_range": float(np.sqrt(np.mean(err[:, j] ** 2))),
             "median_reported_std_pct_of_range": float(np.median(stds[:, j] / width[j] * 100)),
             "pull_mean": float(pulls[:, j].mean()),
@@ -58,7 +59,8 @@ def summarise_calibration(names, truths, means, stds, width) -> dict:
     out["coverage_2sigma"] = float(np.mean(allp < 2))
     out["nominal"] = NOMINAL_COVERAGE
     # binomial standard error of a coverage fraction at its nominal value, over all T * P pulls
-    out["coverage_stderr"] = {k: math.sqrt(v * (1 - v) / allp.size) for k, v in NOMINAL_COVERAGE.items()}
+    out["coverage_stderr"] = {k: math.sqrt(v * (1 - v) / allp.size)
+                              for k, v in NOMINAL_COVERAGE.items()}
     out["max_abs_bias_pct_of_range"] = float(np.max(np.abs(err.mean(0))))
     return out
 

@@ -35,6 +35,7 @@ def mmd2_unbiased(a: np.ndarray, b: np.ndarray, bandwidth: float | None = None) 
     pooled = np.concatenate([a, b])
 
     def sqdist(x, y):
+        """(N, M) squared Euclidean distances of the rows of x (N, D) and y (M, D)."""
         return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T, 0.0)
 
     if bandwidth is None:
@@ -92,5 +93,6 @@ def closure_check(simulator: Simulator, space: ParameterSpace, params, target_im
         fa, ft = features(sim_a), features(np.asarray(target_images))
         names = feature_names or [f"f{i}" for i in range(fa.shape[1])]
         sd = ft.std(axis=0) + 1e-12
-        out["feature_pulls"] = {nm: float(v) for nm, v in zip(names, (fa.mean(0) - ft.mean(0)) / sd)}
+        pulls = (fa.mean(0) - ft.mean(0)) / sd
+        out["feature_pulls"] = {nm: float(v) for nm, v in zip(names, pulls)}
     return out

@@ -45,7 +45,8 @@ def value_range(low: float, high: float) -> Constraint:
     return Constraint("value_range", check, f"every pixel in [{low:g}, {high:g}]")
 
 
-def total_at_most(bound: Callable, name: str = "total_at_most", description: str = "") -> Constraint:
+def total_at_most(bound: Callable, name: str = "total_at_most",
+                  description: str = "") -> Constraint:
     """The sum over pixels at most ``bound(params, conditions) -> (N,)``."""
     return Constraint(name, lambda x, p, c: np.asarray(x).reshape(len(x), -1).sum(1)
                       <= np.asarray(bound(p, c)), description or "image sum <= bound")

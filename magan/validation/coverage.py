@@ -1,7 +1,8 @@
 """Mode collapse and coverage: precision, recall, density and coverage (PRDC) of feature samples.
 
-Naeem et al. (arXiv:2002.09797), on embeddings (for instance :mod:`magan.validation.learned_features`), with
-``real`` the simulated and ``fake`` the emulated samples and ``k`` nearest neighbours:
+Naeem et al. (arXiv:2002.09797), on embeddings (for instance
+:mod:`magan.validation.learned_features`), with ``real`` the simulated and ``fake`` the emulated
+samples and ``k`` nearest neighbours:
 
 * **precision**: fraction of fake samples inside some real sample's k-NN ball (fidelity);
 * **recall**: fraction of real samples inside some fake sample's k-NN ball (variety);
@@ -20,6 +21,7 @@ __all__ = ["prdc"]
 
 
 def _sqdist(x, y):
+    """(N, M) squared Euclidean distances of the rows of x (N, F) and y (M, F)."""
     return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T, 0.0)
 
 

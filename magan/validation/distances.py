@@ -1,5 +1,6 @@
 """Distances between two samples: one-dimensional (a feature of simulated and of emulated events)
-and multi-dimensional (feature vectors of a network, for instance :mod:`magan.validation.learned_features`).
+and multi-dimensional (feature vectors of a network, for instance
+:mod:`magan.validation.learned_features`).
 
 * :func:`separation_power`: the CaloChallenge measure (arXiv:2410.21611),
   ``S = 1/2 sum_i (h1_i - h2_i)^2 / (h1_i + h2_i)`` over normalised histograms; 0 for identical
@@ -61,6 +62,8 @@ def separation_power(a, b, bins=30) -> float:
 
 
 def _clean_pair(a, b, what: str):
+    """Both samples flattened, float64 and sorted; ValueError (naming ``what``) if one is
+    empty or not finite."""
     a = np.sort(np.asarray(a, np.float64).ravel())
     b = np.sort(np.asarray(b, np.float64).ravel())
     if a.size == 0 or b.size == 0:
@@ -90,6 +93,8 @@ def wasserstein_1(a, b) -> float:
 
 
 def _features_pair(a, b, what: str, min_rows: int = 2):
+    """Both (N, F), (M, F) feature samples as float64; ValueError (naming ``what``) unless F
+    agrees, each has ``min_rows`` rows and all values are finite."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
         raise ValueError(f"{what} needs two (N, F) arrays with the same F; got {a.shape} and "

@@ -12,7 +12,6 @@ image says about its parameters, which is what an emulator must reproduce.
 
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +25,9 @@ __all__ = ["FeatureNetwork", "train_feature_network"]
 
 
 class _Regressor(nnx.Module):
+    """Images (N, H, W, C) in network space -> (N, out_dim) unit-cube parameters and conditions,
+    through ``features`` penultimate features; ``width``: the encoder's channel width."""
+
     def __init__(self, image_shape, out_dim: int, width: int, features: int, rngs: nnx.Rngs):
         self.encoder = ImageEncoder(image_shape, width=width, embedding_width=features, rngs=rngs)
         self.head = nnx.Linear(features, out_dim, rngs=rngs)
@@ -39,12 +41,14 @@ class FeatureNetwork:
     (N, H, W, C) (+ conditions (N, K) when the transform needs them) to features (N, F)."""
 
     def __init__(self, model: _Regressor, transform: ImageTransform, image_shape, info: dict):
-        self.model, self.transform, self.image_shape, self.info = model, transform, image_shape, info
+        self.model, self.transform, self.info = model, transform, info
+        self.image_shape = image_shape
         graphdef, state = nnx.split(model.encoder)
         self._embed = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
         self._state = state
 
     def embed(self, images, conditions=None, *, batch_size: int = 512) -> np.ndarray:
+        """(N, F) float64 features of physical images (N, H, W, C), ``batch_size`` at a time."""
         x = np.asarray(self.transform.forward(np.asarray(images, np.float32), conditions, xp=np),
                        np.float32)
         out = [np.asarray(self._embed(self._state, jnp.asarray(x[i:i + batch_size])))

@@ -28,6 +28,8 @@ __all__ = ["nearest_two", "memorisation_check"]
 
 @jax.jit
 def _two_smallest(q, ref, ref_sq):
+    """(n, 2) distances from queries q (n, D) to their two nearest rows of ref (M, D), given
+    ref_sq (M,), the squared norms of ref's rows."""
     d2 = jnp.maximum(jnp.sum(q * q, 1)[:, None] + ref_sq[None, :] - 2.0 * q @ ref.T, 0.0)
     neg, _ = jax.lax.top_k(-d2, 2)
     return jnp.sqrt(-neg)

@@ -23,8 +23,8 @@ import numpy as np
 import optax
 from flax import nnx
 
-from magan.nn.supervised import train_module
 from magan.nn.models import ImageEncoder
+from magan.nn.supervised import train_module
 
 __all__ = ["auc_score", "classifier_two_sample_test"]
 
@@ -51,6 +51,9 @@ def _auc_stderr(auc: float, n_pos: int, n_neg: int) -> float:
 
 
 class _ImageClassifier(nnx.Module):
+    """Images (N, H, W, C) and conditions (N, K) -> (N,) logits; a CNN of channel width
+    ``width`` with the conditions as extra channels."""
+
     def __init__(self, shape, cond_dim: int, width: int, rngs: nnx.Rngs):
         self.encoder = ImageEncoder(shape, width=width, embedding_width=64, cond_dim=cond_dim,
                                     rngs=rngs)
@@ -62,6 +65,9 @@ class _ImageClassifier(nnx.Module):
 
 
 class _VectorClassifier(nnx.Module):
+    """Features (N, F) and conditions (N, K) -> (N,) logits; an MLP of width ``width`` on
+    both, concatenated (``dim = F + K``)."""
+
     def __init__(self, dim: int, width: int, rngs: nnx.Rngs):
         self.l1 = nnx.Linear(dim, width, rngs=rngs)
         self.l2 = nnx.Linear(width, width, rngs=rngs)
@@ -71,6 +77,29 @@ class _VectorClassifier(nnx.Module):
         h = jnp.concatenate([x, c], axis=1)
         h = jax.nn.leaky_relu(self.l2(jax.nn.leaky_relu(self.l1(h))))
         return self.out(h)[:, 0]
+
+
+def _checked_pair(a, b, conditions_a, conditions_b):
+    """``a``, ``b`` and their conditions as float32 arrays (no conditions: (N, 0)); ValueError
+    unless the samples are (N, F) or (N, H, W, C) of one sample shape, finite, at least 20 rows
+    each, with one (N, K) condition row per sample and the same K."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    if a.ndim not in (2, 4) or a.shape[1:] != b.shape[1:]:
+        raise ValueError(f"classifier_two_sample_test needs two (N, F) or (N, H, W, C) arrays of "
+                         f"the same sample shape; got {a.shape} and {b.shape}.")
+    if min(len(a), len(b)) < 20:
+        raise ValueError(f"Need at least 20 samples each for a train/test split; got {len(a)} and "
+                         f"{len(b)}.")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("classifier_two_sample_test: samples contain NaN or inf.")
+    ca = np.zeros((len(a), 0), np.float32) if conditions_a is None else np.asarray(conditions_a,
+                                                                                  np.float32)
+    cb = np.zeros((len(b), 0), np.float32) if conditions_b is None else np.asarray(conditions_b,
+                                                                                  np.float32)
+    if ca.shape[1] != cb.shape[1] or len(ca) != len(a) or len(cb) != len(b):
+        raise ValueError(f"conditions must be (N, K) with one row per sample and the same K; got "
+                         f"{ca.shape} for {len(a)} and {cb.shape} for {len(b)} samples.")
+    return a, b, ca, cb
 
 
 def classifier_two_sample_test(a, b, *, conditions_a=None, conditions_b=None, steps: int = 600,
@@ -88,22 +117,7 @@ def classifier_two_sample_test(a, b, *, conditions_a=None, conditions_b=None, st
       ``{"auc", "auc_stderr", "z_vs_0.5", "n_test", "held_out_loss"}``; ``z_vs_0.5`` is
       ``(AUC - 0.5)`` over the null hypothesis' standard error ``sqrt((n1 + n2 + 1) / (12 n1 n2))``.
     """
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    if a.ndim not in (2, 4) or a.shape[1:] != b.shape[1:]:
-        raise ValueError(f"classifier_two_sample_test needs two (N, F) or (N, H, W, C) arrays of "
-                         f"the same sample shape; got {a.shape} and {b.shape}.")
-    if min(len(a), len(b)) < 20:
-        raise ValueError(f"Need at least 20 samples each for a train/test split; got {len(a)} and "
-                         f"{len(b)}.")
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        raise ValueError("classifier_two_sample_test: samples contain NaN or inf.")
-    ca = np.zeros((len(a), 0), np.float32) if conditions_a is None else np.asarray(conditions_a,
-                                                                                  np.float32)
-    cb = np.zeros((len(b), 0), np.float32) if conditions_b is None else np.asarray(conditions_b,
-                                                                                  np.float32)
-    if ca.shape[1] != cb.shape[1] or len(ca) != len(a) or len(cb) != len(b):
-        raise ValueError(f"conditions must be (N, K) with one row per sample and the same K; got "
-                         f"{ca.shape} for {len(a)} and {cb.shape} for {len(b)} samples.")
+    a, b, ca, cb = _checked_pair(a, b, conditions_a, conditions_b)
     rng = np.random.default_rng([seed, 2])
     pa, pb = rng.permutation(len(a)), rng.permutation(len(b))
     ha, hb = len(a) // 2, len(b) // 2
@@ -133,8 +147,9 @@ def classifier_two_sample_test(a, b, *, conditions_a=None, conditions_b=None, st
     held_out = (jnp.asarray(np.concatenate([a[es_a], b[es_b]])),
                 jnp.asarray(np.concatenate([ca[es_a], cb[es_b]])),
                 jnp.asarray(np.concatenate([np.zeros(len(es_a)), np.ones(len(es_b))]), jnp.float32))
-    model, losses = train_module(model, loss, next_batch, steps, lr=lr, desc="two-sample classifier",
-                                 progress=progress, held_out=held_out, every=25)
+    model, losses = train_module(model, loss, next_batch, steps, lr=lr,
+                                 desc="two-sample classifier", progress=progress,
+                                 held_out=held_out, every=25)
     graphdef, state = nnx.split(model)
     score = jax.jit(lambda s, x, c: nnx.merge(graphdef, s)(x, c))
 
