@@ -10,3 +10,20 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="magan-test-xla-cache-")
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: end-to-end runs of a study or several trainings "
+                                       "(deselect with -m 'not slow')")
+
+
+@pytest.fixture(scope="session")
+def tiny_line_emulator():
+    """One tiny line emulator (seed 0) for every test that only reads it."""
+    import magan
+    from magan.studies.line.simulator import LINE_SPACE, line_simulator
+
+    return magan.train_emulator(line_simulator(), LINE_SPACE, magan.PRETRAIN_PRESETS["tiny"],
+                                seed=0, progress=False)

@@ -8,9 +8,8 @@ from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 
 @pytest.fixture(scope="module")
-def tiny_emulator():
-    return magan.train_emulator(line_simulator(), LINE_SPACE, magan.PRETRAIN_PRESETS["tiny"],
-                                seed=0)
+def tiny_emulator(tiny_line_emulator):
+    return tiny_line_emulator
 
 
 def test_training_records_finite_history(tiny_emulator):

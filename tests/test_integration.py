@@ -10,11 +10,11 @@ the targets when the emulator is an exact model of them (targets emulated at the
 import numpy as np
 
 import magan
-from magan.studies.line.simulator import LINE_SPACE, line_simulator
+from magan.studies.line.simulator import LINE_SPACE
 
 
-def test_pretrain_then_fit_moves_toward_the_truth():
-    emu = magan.train_emulator(line_simulator(), LINE_SPACE, magan.PRETRAIN_PRESETS["tiny"], seed=0)
+def test_pretrain_then_fit_moves_toward_the_truth(tiny_line_emulator):
+    emu = tiny_line_emulator
     for row in emu.info["pretrain"]["history"]:
         assert all(np.isfinite(v) for v in row.values())
     truth = np.array([0.35, 18.5, 10.5, 6.0])  # far from the centre of the box in every parameter

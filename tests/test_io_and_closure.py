@@ -69,19 +69,3 @@ def test_load_array_formats(tmp_path):
         load_array(f"{tmp_path}/x.h5:nope")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_array(str(tmp_path / "missing.npy"))
-
-
-def test_fit_outside_the_box_warns():
-    """A bias-corrected mean far outside the parameter box is reported as a failed fit."""
-    import warnings
-
-    from magan.fitting.result import warn_outside_box
-
-    inside = np.array([0.2, 12.0, 4.0, 9.0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        warn_outside_box(LINE_SPACE, inside, inside)  # no warning
-        warn_outside_box(LINE_SPACE, np.array([0.52, 12.0, 4.0, 9.0]), inside)  # 2 % over: none
-    with pytest.warns(UserWarning, match=r"fitted m = 1\.49 lies outside its range \[-0\.5, 0\.5\] "
-                      r"by 99\.0 % of the range"):
-        warn_outside_box(LINE_SPACE, np.array([1.49, 12.0, 4.0, 9.0]), inside)

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FitResult", "warn_outside_box"]
-
-
-def warn_outside_box(space, mean, raw_mean, tolerance: float = 0.05) -> None:
-    """Warn when the (bias-corrected) mean lies outside the box by more than ``tolerance`` of a
-    range: the correction carried the bias of a fit that ran to a bound, or the fit failed."""
-    over = np.maximum(space.low - mean, mean - space.high) / space.width
-    for name, o, m, r, lo, hi in zip(space.names, over, mean, raw_mean, space.low, space.high):
-        if o > tolerance:
-            warnings.warn(f"The fitted {name} = {m:.6g} lies outside its range [{lo:g}, {hi:g}] "
-                          f"by {100 * o:.1f} % of the range (before bias correction: {r:.6g}). "
-                          "A fit that ends there has failed (the emulator or the fit), not found "
-                          "a value outside the box: check the closure against the simulator, "
-                          "or widen the range and pre-train the emulator over it.", stacklevel=4)
+__all__ = ["FitResult"]
 
 
 @dataclass
@@ -47,6 +33,9 @@ class FitResult:
       history: metric rows over steps.
       reference_history: the reference fit's metric rows (``bias_reference = "fit"``), else [].
       timing: seconds spent.
+      diagnostics: the fit's named checks (:mod:`magan.fitting.diagnostics`), each with a
+        status ("ok", "warn", "unknown"), a message and its numbers; every "warn" was also
+        issued as a ``FitWarning``.
     """
 
     names: tuple[str, ...]
@@ -62,6 +51,12 @@ class FitResult:
     reference_history: list[dict] = field(default_factory=list)
     timing: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
+    diagnostics: list = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """The names of the diagnostics that warn (empty when nothing looked wrong)."""
+        return [d.name for d in self.diagnostics if d.status == "warn"]
 
     def to_dict(self) -> dict:
         """JSON-ready summary (no per-sample arrays beyond the replica means)."""
@@ -80,8 +75,10 @@ class FitResult:
             "n_samples": int(self.samples.shape[0]),
             "timing": self.timing,
             "config": self.config,
+            "diagnostics": [d.to_dict() for d in self.diagnostics],
         }
 
     def __repr__(self) -> str:
         body = ", ".join(f"{n}={m:.4g}+-{s:.2g}" for n, m, s in zip(self.names, self.mean, self.std))
-        return f"FitResult({body})"
+        flagged = f"; warnings: {', '.join(self.warnings)}" if self.warnings else ""
+        return f"FitResult({body}{flagged})"

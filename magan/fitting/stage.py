@@ -35,7 +35,8 @@ import numpy as np
 from magan.config import FitConfig
 from magan.emulator import Emulator, check_images
 from magan.fitting.replicas import fit_sets
-from magan.fitting.result import FitResult, warn_outside_box
+from magan.fitting.diagnostics import diagnose, warn_about
+from magan.fitting.result import FitResult
 from magan.runtime.io import atomic_write_json, write_metrics
 
 __all__ = ["fit"]
@@ -84,6 +85,8 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     passes = (_reference_at_fit if cfg.bias_reference == "fit" else _reference_at_start)
     raw_unit, ref_unit, ref_at, histories, loop_s = passes(run, targets, start_unit, correct)
     result = _result(run, raw_unit, ref_unit, ref_at, start_unit, histories)
+    result.diagnostics = _diagnostics(run, targets, raw_unit, result)
+    warn_about(result.diagnostics, stacklevel=2)
     result.timing = {"total_s": time.perf_counter() - t0, "loop_s": loop_s,
                      "steps_per_s": cfg.steps * (2 if histories[1] else 1) / loop_s}
     if workdir is not None:
@@ -199,10 +202,22 @@ def _result(run: _Fit, raw_unit, ref_unit, ref_at, start_unit, histories) -> Fit
         bias = ref_samples.mean(axis=0) - ref_at
         samples = raw - bias
         std = np.sqrt(raw.var(axis=0) + ref_samples.var(axis=0))
-    warn_outside_box(space, samples.mean(axis=0), raw.mean(axis=0))
     return FitResult(
         names=space.names, samples=samples, mean=samples.mean(axis=0), std=std,
         replica_means=replica_means, start=space.from_unit(start_unit.astype(np.float64)),
         raw_mean=raw.mean(axis=0), bias=bias, reference_at=ref_at,
         history=histories[0], reference_history=histories[1],
         config=dataclasses.asdict(run.cfg))
+
+
+def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):
+    """The fit's named checks (:mod:`magan.fitting.diagnostics`) on its inputs and outcome."""
+    space = run.emulator.space
+    r = run.cfg.replicas
+    per_replica = [space.from_unit(raw_unit[i]) for i in range(r)]
+    return diagnose(space, n_targets=targets.shape[0],
+                    targets_net=run.emulator.to_network(targets, run.cond),
+                    training_ranges=run.emulator.info.get("training_images"),
+                    replica_means=np.stack([x.mean(axis=0) for x in per_replica]),
+                    replica_stds=np.stack([x.std(axis=0) for x in per_replica]),
+                    mean=result.mean, raw_mean=result.raw_mean)

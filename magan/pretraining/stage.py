@@ -32,7 +32,8 @@ from magan.emulator import Emulator
 from magan.losses import EmulatorGraphs, PairBatch
 from magan.nn.build import build_emulator_nets
 from magan.pretraining.features import standardised_features
-from magan.pretraining.feeding import SimulationFeeder
+from magan.fitting.diagnostics import training_image_ranges
+from magan.pretraining.feeding import SimulationFeeder, draw_training_batch
 from magan.pretraining.state import init_state, network_sizes, optimisers
 from magan.pretraining.step import (host_batches_program, make_step, r1_pattern,
                                     traced_batches_program)
@@ -40,7 +41,7 @@ from magan.runtime.checkpoints import RunCheckpoints
 from magan.runtime.io import write_metrics
 from magan.runtime.loop import run_loop
 from magan.runtime.parallel import data_mesh, replicate, shard_batch, to_local
-from magan.simulators.base import Simulator
+from magan.simulators.base import Simulator, SimulatorError
 from magan.space import ParameterSpace
 from magan.transforms import IdentityTransform, ImageTransform
 
@@ -255,6 +256,21 @@ class _Checkpointing:
             self.ckpt.close()
 
 
+def _training_ranges(run: _Run, n: int = 128) -> dict | None:
+    """The range of per-image pixel statistics of simulations like the training ones (``n``
+    points, two images each, in the networks' space, from a stream of their own), against which a
+    fit checks that its targets are images the emulator knows; None if the simulator fails."""
+    try:
+        _, _, x1, x2 = draw_training_batch(run.simulator, run.space,
+                                           np.random.default_rng([run.seed, 98]), n,
+                                           run.transform, run.cfg.on_nonfinite, [0])
+    except SimulatorError as err:
+        warnings.warn(f"The range of the training images was not recorded ({err}); fits through "
+                      "this emulator cannot check that their targets lie in it.", stacklevel=4)
+        return None
+    return training_image_ranges(np.concatenate([x1, x2]))
+
+
 def _finish(run: _Run, out, start: int, feeder, workdir) -> Emulator:
     """The trained emulator (E's EMA and S), with the history and timings in its info; saved
     with the metrics into ``workdir`` when given."""
@@ -276,7 +292,8 @@ def _finish(run: _Run, out, start: int, feeder, workdir) -> Emulator:
         timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s,
                       simulator_overlap=1.0 - feeder.wait_s / max(feeder.sim_s, 1e-9))
     info = {"simulator": run.simulator.name, "seed": run.seed, "config": dataclasses.asdict(cfg),
-            "pretrain": {"timing": timing, "history": out.history}}
+            "pretrain": {"timing": timing, "history": out.history},
+            "training_images": _training_ranges(run)}
     emulator = Emulator(run.space, run.simulator.image_shape, run.net, state["ema"], state["s"],
                         graphdefs=tuple(run.graphs), info=info,
                         conditions=run.simulator.conditions, transform=run.transform)

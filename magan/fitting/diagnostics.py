@@ -1,0 +1,222 @@
+"""A fit that may be wrong says so: named checks on a fit's inputs and outcome, each a warning.
+
+:func:`diagnose` runs every check that the available information allows and returns one
+:class:`Diagnostic` per check (``status`` ``"ok"``, ``"warn"`` or ``"unknown"`` when the check
+could not run). :func:`magan.fit` stores them in ``FitResult.diagnostics`` and issues a
+``FitWarning`` for each ``"warn"``. The thresholds are in :data:`LIMITS`, in one place.
+
+* ``too_few_targets``: a bootstrap over a handful of images is no uncertainty.
+* ``targets_in_training_range``: per-image statistics (mean, std, min, max of the pixels, in the
+  networks' space) of the targets against the range the emulator saw in pre-training
+  (``emulator.info["training_images"]``): images scaled by 255 or 1e6, or another detector, fall
+  outside it, and the emulator then has nothing to say about them.
+* ``replicas_agree``: the (G, D) replicas, each on its own bootstrap resample, must land in one
+  place; replicas in separate clusters (a bimodal fit) are reported as modes, not averaged.
+* ``away_from_bounds``: a mean within a few percent of a bound of its range is where failed fits
+  end (G runs to the edge of the box); if the truth can lie there, widen the range.
+* ``closure``: the real simulator at the fitted parameters against the targets, next to two
+  simulations at the same point (:func:`magan.validation.closure.closure_check`), when the
+  caller ran it (the studies do).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+__all__ = ["Diagnostic", "DiagnosticLimits", "LIMITS", "FitWarning", "diagnose",
+           "image_statistics", "training_image_ranges", "closure_diagnostic", "warn_about"]
+
+
+class FitWarning(UserWarning):
+    """A fit's diagnostic found a reason to distrust the result."""
+
+
+@dataclass(frozen=True)
+class DiagnosticLimits:
+    """The thresholds of every fit diagnostic."""
+
+    min_targets: int = 50  # fewer target images: the bootstrap spread is not an uncertainty
+    # a target statistic more than this many widths of the training range outside it is out of
+    # range; more than ``max_outside_fraction`` of the targets out of range fails the check
+    range_margin: float = 0.25
+    max_outside_fraction: float = 0.05
+    # replicas whose means are apart by more than this fraction of a parameter's range and by
+    # more than ``split_sigmas`` times the replicas' own spread are in separate modes
+    split_fraction: float = 0.05
+    split_sigmas: float = 4.0
+    bound_fraction: float = 0.02  # a mean this close to a bound (fraction of the range)
+    outside_fraction: float = 0.05  # a mean this far outside the box (bias correction carried it)
+    closure_ratio: float = 3.0  # closure distance over its floor above this (and above ...)
+    closure_min: float = 0.02  # ... this absolute mean-image distance) fails
+
+
+LIMITS = DiagnosticLimits()
+
+
+@dataclass
+class Diagnostic:
+    """One named check of a fit: ``status`` ``"ok"``, ``"warn"`` or ``"unknown"``, a message
+    that says what was seen and what to do, and the numbers behind it."""
+
+    name: str
+    status: str
+    message: str
+    numbers: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+STATISTICS = ("mean", "std", "min", "max")
+
+
+def image_statistics(images) -> dict[str, np.ndarray]:
+    """Per-image pixel statistics (N,) each: mean, std, min and max of (N, H, W, C) images."""
+    flat = np.asarray(images, np.float64).reshape(len(images), -1)
+    return {"mean": flat.mean(1), "std": flat.std(1), "min": flat.min(1), "max": flat.max(1)}
+
+
+def training_image_ranges(images) -> dict[str, list[float]]:
+    """``{statistic: [lowest, highest]}`` of the per-image statistics of a set of simulations,
+    what :func:`diagnose` compares targets with (saved as ``emulator.info["training_images"]``)."""
+    return {k: [float(v.min()), float(v.max())] for k, v in image_statistics(images).items()}
+
+
+def _too_few_targets(n: int) -> Diagnostic:
+    numbers = {"n_targets": n, "minimum": LIMITS.min_targets}
+    if n >= LIMITS.min_targets:
+        return Diagnostic("too_few_targets", "ok", f"{n} target images.", numbers)
+    return Diagnostic("too_few_targets", "warn",
+                      f"Only {n} target image(s): the spread of bootstrap replicas over so few "
+                      f"images is not a meaningful uncertainty (use at least "
+                      f"{LIMITS.min_targets}).", numbers)
+
+
+def _training_range(targets_net, ranges: dict | None) -> Diagnostic:
+    name = "targets_in_training_range"
+    if not ranges:
+        return Diagnostic(name, "unknown", "The emulator records no range of its training images "
+                          "(saved by an older magan); not checked.")
+    stats = image_statistics(targets_net)
+    numbers, worst = {}, None
+    for k in STATISTICS:
+        lo, hi = ranges[k]
+        margin = LIMITS.range_margin * max(hi - lo, 1e-12)
+        outside = float(np.mean((stats[k] < lo - margin) | (stats[k] > hi + margin)))
+        numbers[k] = {"training_range": [lo, hi], "targets_median": float(np.median(stats[k])),
+                      "fraction_outside": outside}
+        if outside > LIMITS.max_outside_fraction and (worst is None or outside
+                                                      > numbers[worst]["fraction_outside"]):
+            worst = k
+    if worst is None:
+        return Diagnostic(name, "ok", "The targets' pixel statistics lie within the range of the "
+                          "simulations the emulator was trained on.", numbers)
+    w = numbers[worst]
+    return Diagnostic(name, "warn",
+                      f"{100 * w['fraction_outside']:.0f} % of the target images have a pixel "
+                      f"{worst} outside the range the emulator was trained on (targets' median "
+                      f"{w['targets_median']:.4g}, training range {w['training_range'][0]:.4g} to "
+                      f"{w['training_range'][1]:.4g}, in the networks' space). Check the targets' "
+                      "units and scale (uint8 0-255? a factor 1e6?) and that they come from the "
+                      "simulated detector; the fit through the emulator means little outside its "
+                      "training range.", numbers)
+
+
+def _replicas_agree(space, replica_means, replica_stds) -> Diagnostic:
+    """Replica means (R, P) and within-replica stds (R, P), physical units."""
+    name = "replicas_agree"
+    r = len(replica_means)
+    if r < 2:
+        return Diagnostic(name, "unknown", "One replica: agreement not checked.")
+    unit = (replica_means - space.low) / space.width  # (R, P), fractions of the range
+    sig = np.sqrt(np.mean((replica_stds / space.width) ** 2, axis=0))  # (P,)
+    best = None
+    for j in range(space.dim):
+        order = np.argsort(unit[:, j])
+        gaps = np.diff(unit[order, j])
+        k = int(np.argmax(gaps))
+        gap = float(gaps[k])
+        if gap > LIMITS.split_fraction and gap > LIMITS.split_sigmas * sig[j]:
+            if best is None or gap > best[1]:
+                best = (j, gap, order[:k + 1], order[k + 1:])
+    numbers = {"replica_means": replica_means.tolist()}
+    if best is None:
+        return Diagnostic(name, "ok", f"The {r} replicas agree.", numbers)
+    j, gap, low, high = best
+    modes = [replica_means[idx].mean(axis=0) for idx in (low, high)]
+    numbers.update(modes=[m.tolist() for m in modes], split_parameter=space.names[j],
+                   gap_fraction_of_range=gap)
+    described = "; ".join(f"{len(idx)} replica(s) at {space.format(m, 4)}"
+                          for idx, m in zip((low, high), modes))
+    return Diagnostic(name, "warn",
+                      f"The replicas split into two modes, {100 * gap:.1f} % of {space.names[j]}'s "
+                      f"range apart: {described}. The mean of the two is not a fit; the data (or "
+                      "the emulator) allow both. More target images, more replicas, or a start "
+                      "nearer one mode (FitConfig.init) tell them apart.", numbers)
+
+
+def _away_from_bounds(space, mean, raw_mean) -> Diagnostic:
+    """``mean`` (P,) the (bias-corrected) fitted mean, ``raw_mean`` (P,) before the correction."""
+    name = "away_from_bounds"
+    frac = (np.asarray(mean) - space.low) / space.width
+    dist = np.minimum(frac, 1.0 - frac)  # negative outside the box
+    numbers = {"distance_fraction_of_range": dict(zip(space.names, dist.tolist()))}
+    said = []
+    for j, n in enumerate(space.names):
+        lo, hi, m = space.low[j], space.high[j], mean[j]
+        if dist[j] < -LIMITS.outside_fraction:
+            said.append(f"{n} = {m:.6g} lies outside its range [{lo:g}, {hi:g}] by "
+                        f"{-100 * dist[j]:.1f} % of the range (before bias correction: "
+                        f"{raw_mean[j]:.6g})")
+        elif dist[j] < LIMITS.bound_fraction:
+            side, bound = ("lower", lo) if frac[j] < 0.5 else ("upper", hi)
+            said.append(f"{n} = {m:.4g} is within {max(100 * dist[j], 0):.1f} % of the range of "
+                        f"its {side} bound {bound:g}")
+    if not said:
+        return Diagnostic(name, "ok", "Every fitted parameter lies inside its range.", numbers)
+    return Diagnostic(name, "warn",
+                      "The fit ended at the edge of the parameter box: " + "; ".join(said)
+                      + ". A fit that ends at the edge of the box "
+                      "has usually failed (a poorly trained emulator, or targets it does not "
+                      "describe), not found a value there: check the closure against the "
+                      "simulator; if the truth can lie there, widen the range and pre-train the "
+                      "emulator over it.", numbers)
+
+
+def closure_diagnostic(closure: dict) -> Diagnostic:
+    """The ``closure`` check from a :func:`~magan.validation.closure.closure_check` result."""
+    fit, floor = closure["fit"]["mean_image_rel"], closure["floor"]["mean_image_rel"]
+    numbers = {"mean_image_rel": fit, "floor": floor}
+    if fit <= max(LIMITS.closure_ratio * floor, LIMITS.closure_min):
+        return Diagnostic("closure", "ok", f"The simulator at the fit reproduces the targets "
+                          f"(mean-image distance {fit:.4f}, floor {floor:.4f}).", numbers)
+    return Diagnostic("closure", "warn",
+                      f"The simulator at the fitted parameters does not reproduce the targets: "
+                      f"mean-image distance {fit:.4f}, {fit / max(floor, 1e-12):.1f}x its floor "
+                      f"{floor:.4f} (two simulations at the same point). The fit (or the "
+                      "emulator there) is off, or the simulator cannot describe the data.",
+                      numbers)
+
+
+def diagnose(space, *, n_targets: int, targets_net=None, training_ranges=None,
+             replica_means=None, replica_stds=None, mean=None,
+             raw_mean=None) -> list[Diagnostic]:
+    """Every check the given information allows, in a fixed order (module docstring)."""
+    out = [_too_few_targets(n_targets)]
+    if targets_net is not None:
+        out.append(_training_range(targets_net, training_ranges))
+    if replica_means is not None:
+        out.append(_replicas_agree(space, replica_means, replica_stds))
+    if mean is not None:
+        out.append(_away_from_bounds(space, mean, mean if raw_mean is None else raw_mean))
+    return out
+
+
+def warn_about(diagnostics, stacklevel: int = 2) -> None:
+    """A :class:`FitWarning` for every diagnostic that warns."""
+    for d in diagnostics:
+        if d.status == "warn":
+            warnings.warn(f"[{d.name}] {d.message}", FitWarning, stacklevel=stacklevel + 1)

@@ -1,0 +1,120 @@
+"""A fit that may be wrong says so: each diagnostic fires on its failure and stays quiet on a
+healthy fit."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import magan
+from magan.fitting.diagnostics import (LIMITS, FitWarning, closure_diagnostic, diagnose,
+                                       training_image_ranges, warn_about)
+from magan.studies.line.simulator import LINE_SPACE, line_simulator
+
+TRUTH = np.array([0.2, 12.0, 4.0, 9.0])
+
+
+def _status(diags, name):
+    return next(d for d in diags if d.name == name)
+
+
+@pytest.fixture(scope="module")
+def line_images():
+    sim = line_simulator()
+    rng = np.random.default_rng(0)
+    train = sim.simulate(rng, LINE_SPACE.sample(rng, 256), LINE_SPACE)
+    targets = sim.simulate(rng, np.tile(TRUTH, (200, 1)), LINE_SPACE)
+    return training_image_ranges(train), targets
+
+
+def test_targets_like_the_training_images_pass(line_images):
+    ranges, targets = line_images
+    d = _status(diagnose(LINE_SPACE, n_targets=200, targets_net=targets, training_ranges=ranges),
+                "targets_in_training_range")
+    assert d.status == "ok", d.message
+
+
+@pytest.mark.parametrize("scale", [255.0, 1e6, -1.0])
+def test_scaled_targets_are_out_of_range(line_images, scale):
+    ranges, targets = line_images
+    d = _status(diagnose(LINE_SPACE, n_targets=200, targets_net=targets * scale,
+                         training_ranges=ranges), "targets_in_training_range")
+    assert d.status == "warn" and "units and scale" in d.message
+
+
+def test_old_emulators_without_ranges_are_unknown(line_images):
+    _, targets = line_images
+    d = _status(diagnose(LINE_SPACE, n_targets=200, targets_net=targets, training_ranges=None),
+                "targets_in_training_range")
+    assert d.status == "unknown"
+
+
+@pytest.mark.parametrize("n, status", [(1, "warn"), (LIMITS.min_targets - 1, "warn"),
+                                       (LIMITS.min_targets, "ok")])
+def test_too_few_targets(n, status):
+    assert _status(diagnose(LINE_SPACE, n_targets=n), "too_few_targets").status == status
+
+
+def test_replicas_in_two_modes_are_reported_as_modes():
+    stds = np.full((3, 4), 0.01)
+    agree = np.array([[0.20, 12.0, 4.0, 9.0], [0.21, 12.1, 4.0, 9.0], [0.19, 11.9, 4.1, 9.1]])
+    d = _status(diagnose(LINE_SPACE, n_targets=500, replica_means=agree, replica_stds=stds),
+                "replicas_agree")
+    assert d.status == "ok"
+    split = agree.copy()
+    split[2, 1] = 17.0  # c: 5 of a range of 12 away
+    d = _status(diagnose(LINE_SPACE, n_targets=500, replica_means=split, replica_stds=stds),
+                "replicas_agree")
+    assert d.status == "warn" and d.numbers["split_parameter"] == "c"
+    modes = sorted(m[1] for m in d.numbers["modes"])
+    assert modes == pytest.approx([12.05, 17.0])
+    # replicas that are broad enough to overlap are one mode
+    wide = np.full((3, 4), 2.0)
+    d = _status(diagnose(LINE_SPACE, n_targets=500, replica_means=split, replica_stds=wide),
+                "replicas_agree")
+    assert d.status == "ok"
+
+
+def test_bounds():
+    inside = diagnose(LINE_SPACE, n_targets=500, mean=TRUTH)
+    assert _status(inside, "away_from_bounds").status == "ok"
+    near = diagnose(LINE_SPACE, n_targets=500, mean=np.array([0.495, 12.0, 4.0, 9.0]))
+    assert "m = 0.495 is within 0.5 % of the range of its upper bound 0.5" in \
+        _status(near, "away_from_bounds").message
+    far = diagnose(LINE_SPACE, n_targets=500, mean=np.array([1.49, 12.0, 4.0, 9.0]),
+                   raw_mean=TRUTH)
+    d = _status(far, "away_from_bounds")
+    assert "m = 1.49 lies outside its range [-0.5, 0.5] by 99.0 % of the range" in d.message
+
+
+def test_closure_far_above_its_floor():
+    good = {"fit": {"mean_image_rel": 0.03}, "floor": {"mean_image_rel": 0.02}}
+    bad = {"fit": {"mean_image_rel": 0.35}, "floor": {"mean_image_rel": 0.014}}
+    assert closure_diagnostic(good).status == "ok"
+    assert closure_diagnostic(bad).status == "warn"
+    assert "25.0x its floor" in closure_diagnostic(bad).message
+
+
+def test_warnings_name_the_check():
+    diags = diagnose(LINE_SPACE, n_targets=3)
+    with pytest.warns(FitWarning, match=r"\[too_few_targets\] Only 3 target image"):
+        warn_about(diags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_about(diagnose(LINE_SPACE, n_targets=500))
+
+
+def test_fit_reports_its_diagnostics(tiny_line_emulator):
+    """End to end: the emulator records its training range; a fit on images scaled by 255
+    warns about it, lists it in result.diagnostics and in to_dict()."""
+    emu = tiny_line_emulator
+    assert set(emu.info["training_images"]) == {"mean", "std", "min", "max"}
+    targets = line_simulator().simulate(np.random.default_rng(1), np.tile(TRUTH, (64, 1)),
+                                        LINE_SPACE)
+    with pytest.warns(FitWarning, match="targets_in_training_range"):
+        res = magan.fit(emu, targets * 255, magan.FIT_PRESETS["tiny"], progress=False)
+    assert "targets_in_training_range" in res.warnings
+    names = [d["name"] for d in res.to_dict()["diagnostics"]]
+    assert names == ["too_few_targets", "targets_in_training_range", "replicas_agree",
+                     "away_from_bounds"]
+    assert "warnings:" in repr(res)
