@@ -87,6 +87,15 @@ def test_bounds():
     assert "m = 1.49 lies outside its range [-0.5, 0.5] by 99.0 % of the range" in d.message
 
 
+def test_uncertainty_without_a_simulator_is_called_statistical():
+    d = _status(diagnose(LINE_SPACE, n_targets=500, bias_corrected=False),
+                "uncertainty_is_statistical")
+    assert d.status == "warn" and "statistical only" in d.message
+    d = _status(diagnose(LINE_SPACE, n_targets=500, bias_corrected=True),
+                "uncertainty_is_statistical")
+    assert d.status == "ok"
+
+
 def test_closure_far_above_its_floor():
     good = {"fit": {"mean_image_rel": 0.03}, "floor": {"mean_image_rel": 0.02}}
     bad = {"fit": {"mean_image_rel": 0.35}, "floor": {"mean_image_rel": 0.014}}
@@ -115,6 +124,7 @@ def test_fit_reports_its_diagnostics(tiny_line_emulator):
         res = magan.fit(emu, targets * 255, magan.FIT_PRESETS["tiny"], progress=False)
     assert "targets_in_training_range" in res.warnings
     names = [d["name"] for d in res.to_dict()["diagnostics"]]
-    assert names == ["too_few_targets", "targets_in_training_range", "replicas_agree",
-                     "away_from_bounds"]
+    assert names == ["too_few_targets", "uncertainty_is_statistical", "targets_in_training_range",
+                     "replicas_agree", "away_from_bounds"]
+    assert "uncertainty_is_statistical" in res.warnings  # no simulator given
     assert "warnings:" in repr(res)

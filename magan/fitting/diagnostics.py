@@ -14,6 +14,9 @@ could not run). :func:`magan.fit` stores them in ``FitResult.diagnostics`` and i
   place; replicas in separate clusters (a bimodal fit) are reported as modes, not averaged.
 * ``away_from_bounds``: a mean within a few percent of a bound of its range is where failed fits
   end (G runs to the edge of the box); if the truth can lie there, widen the range.
+* ``uncertainty_is_statistical``: without a simulator (or with ``bias_correction=False``) the
+  reported std is the spread of bootstrap replicas only; the emulator's systematic error is not
+  in it (on the line study the true error was up to 2-5 times that std).
 * ``closure``: the real simulator at the fitted parameters against the targets, next to two
   simulations at the same point (:func:`magan.validation.closure.closure_check`), when the
   caller ran it (the studies do).
@@ -186,6 +189,18 @@ def _away_from_bounds(space, mean, raw_mean) -> Diagnostic:
                       "emulator over it.", numbers)
 
 
+def _uncertainty(bias_corrected: bool) -> Diagnostic:
+    name = "uncertainty_is_statistical"
+    if bias_corrected:
+        return Diagnostic(name, "ok", "The fit measured and removed its bias on a reference set "
+                          "simulated by the simulator; the std includes that fit's spread.")
+    return Diagnostic(name, "warn",
+                      "The reported std is statistical only (the spread of bootstrap replicas): "
+                      "the emulator's own systematic error is not in it, and the true error can "
+                      "be several times larger. Pass fit(..., simulator=sim) to measure and "
+                      "remove the bias on reference sets simulated near the fit.")
+
+
 def closure_diagnostic(closure: dict) -> Diagnostic:
     """The ``closure`` check from a :func:`~magan.validation.closure.closure_check` result."""
     fit, floor = closure["fit"]["mean_image_rel"], closure["floor"]["mean_image_rel"]
@@ -202,10 +217,12 @@ def closure_diagnostic(closure: dict) -> Diagnostic:
 
 
 def diagnose(space, *, n_targets: int, targets_net=None, training_ranges=None,
-             replica_means=None, replica_stds=None, mean=None,
-             raw_mean=None) -> list[Diagnostic]:
+             replica_means=None, replica_stds=None, mean=None, raw_mean=None,
+             bias_corrected: bool | None = None) -> list[Diagnostic]:
     """Every check the given information allows, in a fixed order (module docstring)."""
     out = [_too_few_targets(n_targets)]
+    if bias_corrected is not None:
+        out.append(_uncertainty(bias_corrected))
     if targets_net is not None:
         out.append(_training_range(targets_net, training_ranges))
     if replica_means is not None:

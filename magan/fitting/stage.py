@@ -220,4 +220,5 @@ def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):
                     training_ranges=run.emulator.info.get("training_images"),
                     replica_means=np.stack([x.mean(axis=0) for x in per_replica]),
                     replica_stds=np.stack([x.std(axis=0) for x in per_replica]),
-                    mean=result.mean, raw_mean=result.raw_mean)
+                    mean=result.mean, raw_mean=result.raw_mean,
+                    bias_corrected=result.bias is not None)
