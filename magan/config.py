@@ -128,9 +128,12 @@ class FitConfig:
     init_scale: float = 0.05  # initial spread of G's output layer
     bias_correction: bool = True  # with a simulator: subtract the bias measured on a reference set
     # where the reference set is simulated: "start" (S's estimate; fitted beside the targets in one
-    # pass) or "fit" (the uncorrected fit's mean; a second pass after it: the parametric
-    # bootstrap, which measures the bias where it applies)
+    # pass), "fit" (the uncorrected fit's mean; a second pass after it: the parametric
+    # bootstrap, which measures the bias where it applies) or "around" (``reference_sets`` sets at
+    # points scattered around the uncorrected fit, fitted in one second pass: their mean error is
+    # the bias, their scatter the fit's total uncertainty, systematic error included)
     bias_reference: str = "start"
+    reference_sets: int = 8  # reference sets of bias_reference="around" (one replica each)
     bootstrap: bool = True  # resample the targets with replacement per replica (spread = stat. error)
     samples_per_replica: int = 256  # G outputs drawn per replica for the result
     # the result is drawn from G with its parameters averaged over this last fraction of the steps
@@ -148,7 +151,9 @@ class FitConfig:
     def __post_init__(self):
         _require(self, (
             ("init", lambda v: v in ("regressor", "center"), "'regressor' or 'center'"),
-            ("bias_reference", lambda v: v in ("start", "fit"), "'start' or 'fit'"),
+            ("bias_reference", lambda v: v in ("start", "fit", "around"),
+             "'start', 'fit' or 'around'"),
+            ("reference_sets", _int_at_least(2), "an integer >= 2"),
             ("steps batch_size replicas samples_per_replica r1_every noise_dim generator_width "
              "discriminator_width discriminator_embedding_width log_every", _positive_int,
              "an integer >= 1"),

@@ -33,20 +33,21 @@ def _device_data(run, sets):
     return data, data_cond, data_cond_unit
 
 
-def _bootstrap_rows(cfg, key, n_rep: int, n_targets: int):
+def _bootstrap_rows(cfg, key, n_rep: int, n_targets: int, per_set: int):
     """(n_rep, N) data rows per replica: replicas [s R, (s + 1) R) fit set s (rows offset by
-    s N), each on a bootstrap resample of its set (or the set itself without bootstrap)."""
+    s N; R = ``per_set``), each on a bootstrap resample of its set (or the set itself without
+    bootstrap)."""
     if cfg.bootstrap:
         boot = jax.random.randint(key, (n_rep, n_targets), 0, n_targets)
     else:
         boot = jnp.tile(jnp.arange(n_targets), (n_rep, 1))
-    return boot + n_targets * (jnp.arange(n_rep) // cfg.replicas)[:, None]
+    return boot + n_targets * (jnp.arange(n_rep) // per_set)[:, None]
 
 
-def _summarise(run, use_features: bool):
+def _summarise(run, use_features: bool, per_set: int):
     """The loop's metric row: D's and G's losses, R1 (and the feature distance), averaged over
     the steps since the last sync and the replicas, and the first set's mean parameters."""
-    cfg, space = run.cfg, run.emulator.space
+    space = run.emulator.space
 
     def summarise(host, done, state):
         row = {}
@@ -56,27 +57,32 @@ def _summarise(run, use_features: bool):
             raise FloatingPointError(
                 f"Non-finite fit loss at step {done}: { {'step': done, **row} }. Lower "
                 "lr_generator / lr_discriminator or raise r1_gamma.")
-        phys = space.from_unit(np.mean(host[-1]["unit_mean"][:cfg.replicas], axis=0))
+        phys = space.from_unit(np.mean(host[-1]["unit_mean"][:per_set], axis=0))
         row.update({f"mean_{n}": float(v) for n, v in zip(space.names, phys)})
         return row
 
     return summarise
 
 
-def fit_sets(run, sets, start_unit, key, label: str):
-    """Fit ``run.cfg.replicas`` (G, D) pairs to each image set in ``sets`` (each (N, H, W, C),
-    physical, at the targets' conditions), all starting at ``start_unit`` (P,). Returns G's draws
-    in the unit cube (len(sets) * R, S, P), the metric history and the loop's seconds."""
+def fit_sets(run, sets, start_unit, key, label: str, *, replicas: int | None = None):
+    """Fit ``replicas`` (default ``run.cfg.replicas``) (G, D) pairs to each image set in ``sets``
+    (each (N, H, W, C), physical, at the targets' conditions), starting at ``start_unit``: (P,)
+    for all, or (len(sets), P), one start per set. Returns G's draws in the unit cube
+    (len(sets) * R, S, P), the metric history and the loop's seconds."""
     cfg, emulator = run.cfg, run.emulator
     p, k_cond, n_targets = emulator.space.dim, emulator.cond_dim, sets[0].shape[0]
-    n_rep = cfg.replicas * len(sets)
+    per_set = replicas or cfg.replicas
+    n_rep = per_set * len(sets)
     data, data_cond, data_cond_unit = _device_data(run, sets)
     k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
-    gg, gd = network_structures(p, emulator.network_shape, cfg, start_unit, k_cond)
-    pg, pd = init_program(p, emulator.network_shape, cfg, k_cond)(
-        jax.random.split(k_init, n_rep), jnp.asarray(start_unit))
+    start_unit = np.asarray(start_unit, np.float32)
+    per_replica = start_unit.ndim == 2
+    starts = np.repeat(start_unit, per_set, axis=0) if per_replica else start_unit
+    gg, gd = network_structures(p, emulator.network_shape, cfg, starts.reshape(-1, p)[0], k_cond)
+    pg, pd = init_program(p, emulator.network_shape, cfg, k_cond, per_replica)(
+        jax.random.split(k_init, n_rep), jnp.asarray(starts))
     state = init_state(pg, pd, cfg)
-    boot = _bootstrap_rows(cfg, k_boot, n_rep, n_targets)
+    boot = _bootstrap_rows(cfg, k_boot, n_rep, n_targets, per_set)
     data_dev, cond_dev = jnp.asarray(data), jnp.asarray(data_cond_unit)
     use_features = run.features is not None
     fdata = (feature_data(emulator, data_dev, data_cond, data_cond_unit, n_targets, run.features)
@@ -90,7 +96,8 @@ def fit_sets(run, sets, start_unit, key, label: str):
         return steps[i % cfg.r1_every == 0](state, jax.random.fold_in(k_train, i), data_dev,
                                             cond_dev, boot, pe, fdata)
 
-    out = run_loop(advance, state, total=cfg.steps, summarise=_summarise(run, use_features),
+    out = run_loop(advance, state, total=cfg.steps,
+                   summarise=_summarise(run, use_features, per_set),
                    sync_every=cfg.log_every, desc=label, progress=run.progress,
                    shown=("loss_d", "loss_g", "feature_distance"))
     return _draws(cfg, gg, out.state["g_avg"], k_out, n_rep), out.history, out.total_s

@@ -27,12 +27,19 @@ class FitResult:
       raw_mean: (P,) mean of G's outputs on the targets before bias correction.
       bias: (P,) the fit's bias measured on a reference set simulated at ``reference_at``
         (``None`` when no simulator was given); ``mean = raw_mean - bias``.
-      reference_at: (P,) where the reference set was simulated: ``start``
+      reference_at: (P,) where the reference set was simulated (``(K, P)``, one row per set, with
+        ``bias_reference="around"``): ``start``
         (``FitConfig.bias_reference = "start"``) or the uncorrected fit, clipped to the box
         (``"fit"``); ``None`` without bias correction.
       history: metric rows over steps.
       reference_history: the reference fit's metric rows (``bias_reference = "fit"``), else [].
       timing: seconds spent.
+      stat_std: (P,) the statistical part: the spread of the bootstrap replicas' draws.
+      syst_std: (P,) with ``bias_reference="around"``: the part of ``std`` beyond the statistical
+        one (the emulator's systematic error near the fit), else None.
+      covariance: (P, P) with ``bias_reference="around"``: the total covariance of the corrected
+        estimate (``std`` is the root of its diagonal), from the scatter of the reference fits'
+        errors; else None.
       diagnostics: the fit's named checks (:mod:`magan.fitting.diagnostics`), each with a
         status ("ok", "warn", "unknown"), a message and its numbers; every "warn" was also
         issued as a ``FitWarning``.
@@ -52,6 +59,9 @@ class FitResult:
     timing: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)
     diagnostics: list = field(default_factory=list)
+    stat_std: np.ndarray | None = None
+    syst_std: np.ndarray | None = None
+    covariance: np.ndarray | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -70,12 +80,18 @@ class FitResult:
             "bias": None if self.bias is None else
             {n: float(v) for n, v in zip(self.names, self.bias)},
             "reference_at": None if self.reference_at is None else
+            np.asarray(self.reference_at).tolist() if np.ndim(self.reference_at) == 2 else
             {n: float(v) for n, v in zip(self.names, self.reference_at)},
             "replica_means": self.replica_means.tolist(),
             "n_samples": int(self.samples.shape[0]),
             "timing": self.timing,
             "config": self.config,
             "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "stat_std": None if self.stat_std is None else
+            {n: float(v) for n, v in zip(self.names, self.stat_std)},
+            "syst_std": None if self.syst_std is None else
+            {n: float(v) for n, v in zip(self.names, self.syst_std)},
+            "covariance": None if self.covariance is None else self.covariance.tolist(),
         }
 
     def __repr__(self) -> str:

@@ -82,7 +82,8 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
                else None, simulator, seed, progress)
     start_unit = run.start_of(targets)
     correct = simulator is not None and cfg.bias_correction
-    passes = (_reference_at_fit if cfg.bias_reference == "fit" else _reference_at_start)
+    passes = {"start": _reference_at_start, "fit": _reference_at_fit,
+              "around": _references_around_fit}[cfg.bias_reference]
     raw_unit, ref_unit, ref_at, histories, loop_s = passes(run, targets, start_unit, correct)
     result = _result(run, raw_unit, ref_unit, ref_at, start_unit, histories)
     result.diagnostics = _diagnostics(run, targets, raw_unit, result)
@@ -151,10 +152,12 @@ class _Fit:
         est = np.clip(self.emulator.estimate(images, self.cond), space.low, space.high)
         return np.clip(space.to_unit(est).mean(axis=0), 0.02, 0.98).astype(np.float32)
 
-    def simulate_reference(self, at, n: int) -> np.ndarray:
-        """``n`` images simulated at the physical point ``at`` (P,), at the targets' conditions."""
-        ref = self.simulator.simulate(np.random.default_rng([self.seed, 7]), np.tile(at, (n, 1)),
-                                      self.emulator.space, conditions=self.cond)
+    def simulate_reference(self, at, n: int, stream: tuple = ()) -> np.ndarray:
+        """``n`` images simulated at the physical point ``at`` (P,), at the targets' conditions,
+        from the random stream ``(seed, 7, *stream)``."""
+        ref = self.simulator.simulate(np.random.default_rng([self.seed, 7, *stream]),
+                                      np.tile(at, (n, 1)), self.emulator.space,
+                                      conditions=self.cond)
         return check_images(ref, self.emulator.image_shape, "reference")
 
 
@@ -189,25 +192,64 @@ def _reference_at_fit(run: _Fit, targets, start_unit, correct: bool):
     return unit, ref_unit, ref_at, (history, ref_history), loop_s + ref_s
 
 
+def _references_around_fit(run: _Fit, targets, start_unit, correct: bool):
+    """Two passes: fit the targets, then ``cfg.reference_sets`` reference sets simulated at
+    points scattered around where that fit landed (the first at it; the others displaced by
+    normal draws of twice the fit's spread, at least 1 % of each range), all fitted in one
+    program with one replica each, each started where S places it. Their errors sample the
+    error distribution of the whole procedure near the fit, systematic error included."""
+    key = jax.random.key(run.seed)
+    unit, history, loop_s = fit_sets(run, [targets], start_unit, key, "fitting")
+    if not correct:
+        return unit, None, None, (history, []), loop_s
+    space, k = run.emulator.space, run.cfg.reference_sets
+    raw = space.from_unit(unit.reshape(-1, space.dim))
+    scale = np.maximum(2.0 * raw.std(axis=0), 0.01 * space.width)
+    offsets = np.random.default_rng([run.seed, 11]).normal(size=(k, space.dim)) * scale
+    offsets[0] = 0.0
+    ats = np.clip(raw.mean(axis=0) + offsets, space.low, space.high)
+    refs = [run.simulate_reference(at, targets.shape[0], (i,)) for i, at in enumerate(ats)]
+    starts = np.stack([run.start_of(ref) for ref in refs])
+    ref_unit, ref_history, ref_s = fit_sets(run, refs, starts, jax.random.fold_in(key, 1),
+                                            "reference fits", replicas=1)
+    return unit, ref_unit, ats, (history, ref_history), loop_s + ref_s
+
+
+def _corrected(space, raw, ref_unit, ref_at):
+    """(samples, std, bias, stat_std, syst_std, covariance) from the raw draws (M, P) and the
+    reference fits' draws (unit cube) at ``ref_at``: one point (P,) or one per set (K, P)."""
+    p = space.dim
+    stat = raw.std(axis=0)
+    if ref_unit is None:
+        return raw, stat, None, stat, None, None
+    if np.ndim(ref_at) == 1:  # one reference set: its spread added in quadrature
+        ref_samples = space.from_unit(ref_unit.reshape(-1, p))
+        bias = ref_samples.mean(axis=0) - ref_at
+        std = np.sqrt(raw.var(axis=0) + ref_samples.var(axis=0))
+        return raw - bias, std, bias, stat, None, None
+    # K reference sets: their errors sample the procedure's error distribution near the fit
+    errors = np.stack([space.from_unit(u).mean(axis=0) for u in ref_unit]) - ref_at  # (K, P)
+    k = errors.shape[0]
+    bias = errors.mean(axis=0)
+    cov = np.atleast_2d(np.cov(errors, rowvar=False)) * (1.0 + 1.0 / k)  # + the bias's error
+    std = np.sqrt(np.diag(cov))
+    syst = np.sqrt(np.maximum(np.diag(cov) - stat ** 2, 0.0))
+    return raw - bias, std, bias, stat, syst, cov
+
+
 def _result(run: _Fit, raw_unit, ref_unit, ref_at, start_unit, histories) -> FitResult:
     """The result in physical units: the raw draws, shifted by the bias measured on the
-    reference set when there is one, its spread added in quadrature to the std."""
+    reference set(s) when there are any (:func:`_corrected`)."""
     space, p = run.emulator.space, run.emulator.space.dim
     replica_means = space.from_unit(raw_unit.mean(axis=1))
     raw = space.from_unit(raw_unit.reshape(-1, p))
-    bias = None
-    samples, std = raw, raw.std(axis=0)
-    if ref_unit is not None:
-        ref_samples = space.from_unit(ref_unit.reshape(-1, p))
-        bias = ref_samples.mean(axis=0) - ref_at
-        samples = raw - bias
-        std = np.sqrt(raw.var(axis=0) + ref_samples.var(axis=0))
+    samples, std, bias, stat, syst, cov = _corrected(space, raw, ref_unit, ref_at)
     return FitResult(
         names=space.names, samples=samples, mean=samples.mean(axis=0), std=std,
         replica_means=replica_means, start=space.from_unit(start_unit.astype(np.float64)),
         raw_mean=raw.mean(axis=0), bias=bias, reference_at=ref_at,
         history=histories[0], reference_history=histories[1],
-        config=dataclasses.asdict(run.cfg))
+        config=dataclasses.asdict(run.cfg), stat_std=stat, syst_std=syst, covariance=cov)
 
 
 def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):

@@ -50,14 +50,15 @@ def network_structures(param_dim: int, image_shape, cfg: FitConfig, init_unit, c
 
 
 @functools.lru_cache(maxsize=16)
-def init_program(p: int, net_shape, cfg: FitConfig, k_cond: int):
-    """Jitted ``(keys (R,), start_unit (P,)) -> (G params, D params)`` with a leading replica
-    axis: one compiled program, cached (op by op, every initialiser would compile on its own)."""
+def init_program(p: int, net_shape, cfg: FitConfig, k_cond: int, per_replica: bool = False):
+    """Jitted ``(keys (R,), start_unit) -> (G params, D params)`` with a leading replica axis:
+    one compiled program, cached (op by op, every initialiser would compile on its own).
+    ``start_unit`` is (P,), shared by every replica, or (R, P) with ``per_replica``."""
     def init_replica(k, start_unit):
         g, d = build_networks(p, net_shape, cfg, start_unit, k, k_cond)
         return nnx.split(g, nnx.Param)[1], nnx.split(d, nnx.Param)[1]
 
-    return jit_once(jax.vmap(init_replica, in_axes=(0, None)))
+    return jit_once(jax.vmap(init_replica, in_axes=(0, 0 if per_replica else None)))
 
 
 def optimisers(cfg: FitConfig):
