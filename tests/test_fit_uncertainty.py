@@ -1,0 +1,32 @@
+"""bias_reference="around": several reference sets around the fit give the bias and the total
+covariance; the parts add up."""
+
+import numpy as np
+import pytest
+
+import magan.fitting.diagnostics  # noqa: F401
+
+import magan
+from magan.config import replace
+from magan.studies.line.simulator import LINE_SPACE, line_simulator
+
+
+def test_reference_sets_around_the_fit(tiny_line_emulator):
+    sim = line_simulator()
+    targets = sim.simulate(np.random.default_rng(1), np.tile([0.2, 12.0, 4.0, 9.0], (64, 1)),
+                           LINE_SPACE)
+    cfg = replace(magan.FIT_PRESETS["tiny"], bias_reference="around", reference_sets=3, steps=20)
+    with pytest.warns(magan.fitting.diagnostics.FitWarning):  # a tiny emulator fits poorly
+        res = magan.fit(tiny_line_emulator, targets, cfg, simulator=sim, progress=False)
+    k, p = 3, LINE_SPACE.dim
+    assert np.shape(res.reference_at) == (k, p)
+    assert np.allclose(res.reference_at[0], np.clip(res.raw_mean, LINE_SPACE.low,
+                                                     LINE_SPACE.high))  # the first at the fit
+    assert res.covariance.shape == (p, p)
+    assert np.allclose(res.covariance, res.covariance.T)
+    assert np.allclose(res.std, np.sqrt(np.diag(res.covariance)))
+    assert np.allclose(res.syst_std ** 2, np.maximum(res.std ** 2 - res.stat_std ** 2, 0))
+    assert np.allclose(res.mean, res.raw_mean - res.bias)
+    d = res.to_dict()
+    assert len(d["reference_at"]) == k and set(d["syst_std"]) == set(LINE_SPACE.names)
+    assert "uncertainty_is_statistical" not in res.warnings
