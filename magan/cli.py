@@ -99,7 +99,7 @@ def _add_sample_parser(sub) -> None:
 
 
 def _add_validate_parser(sub) -> None:
-    from magan.studies.registry import STUDY_NAMES
+    from magan.studies.registry import study_names
 
     val = sub.add_parser(
         "validate", help="check an emulator against its simulator and the fit's calibration",
@@ -108,7 +108,7 @@ def _add_validate_parser(sub) -> None:
                     "coverage, fit calibration) and write report.json, summary.md and figures.")
     val.add_argument("--emulator", required=True, help="folder of a trained emulator")
     val.add_argument("--simulator", default=None,
-                     help=f"{_quoted(STUDY_NAMES)}, or MODULE:FUNCTION returning a magan "
+                     help=f"{_quoted(study_names())}, or MODULE:FUNCTION returning a magan "
                           "Simulator (default: the built-in study the emulator was trained for)")
     val.add_argument("--out", required=True, help="report folder")
     val.add_argument("--preset", default="default", help="tiny (seconds) or default (minutes)")
@@ -256,7 +256,8 @@ def _write_samples(out: Path, emu, images, cond) -> None:
 def _simulator_arg(spec: str | None, emu):
     """(simulator, study kit or None) for ``magan validate --simulator``: the study ``emu`` was
     trained for (``spec`` None), a study of the registry by name, or MODULE:FUNCTION."""
-    from magan.studies.kits import STUDY_NAMES, kit_for, study_kit
+    from magan.studies.kits import kit_for, study_kit
+    from magan.studies.registry import study_names
 
     if spec is None:
         kit = kit_for(emu)
@@ -264,11 +265,11 @@ def _simulator_arg(spec: str | None, emu):
             raise ValueError(f"{emu!r} is not an emulator of a built-in study; name its simulator "
                              "with --simulator MODULE:FUNCTION.")
         return kit.make_simulator(), kit
-    if spec in STUDY_NAMES:
+    if spec in study_names():
         kit = study_kit(spec)
         return kit.make_simulator(), kit
     if ":" not in spec:
-        raise ValueError(f"--simulator {spec!r}: give {_quoted(STUDY_NAMES)} or MODULE:FUNCTION.")
+        raise ValueError(f"--simulator {spec!r}: give {_quoted(study_names())} or MODULE:FUNCTION.")
     return _imported_simulator(spec), None
 
 
@@ -366,9 +367,9 @@ def main(argv=None) -> int:
 
             initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
         if args.command == "study":
-            from magan.studies.registry import STUDY_NAMES
+            from magan.studies.registry import study_names
 
-            if args.study in STUDY_NAMES:
+            if args.study in study_names():
                 return _cmd_study(args)
             parser.parse_args(["study", "--help"])
         elif args.command in _COMMANDS:

@@ -5,6 +5,7 @@ imports no JAX."""
 from magan._lazy import exports
 
 _WHERE = {name: "magan.studies.registry" for name in (
-    "Study", "StudyEntry", "STUDY_NAMES", "entries", "entry", "get_study", "studies")}
+    "Study", "StudyEntry", "STUDY_NAMES", "entries", "entry", "get_study", "studies",
+    "study_names")}
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = exports(__name__, _WHERE)

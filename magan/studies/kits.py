@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from magan.config import FitConfig
-from magan.studies.registry import STUDY_NAMES, get_study
+from magan.studies.registry import STUDY_NAMES, get_study, study_names
 from magan.validation.constraints import Constraint
 
 __all__ = ["STUDY_NAMES", "StudyKit", "kit_for", "study_kit"]
@@ -56,13 +56,14 @@ def _kit(study) -> StudyKit:
 
 
 def study_kit(name: str) -> StudyKit:
-    """The kit of built-in study ``name`` (one of :data:`STUDY_NAMES`)."""
+    """The kit of built-in study ``name`` (one of :data:`STUDY_NAMES`); ValueError if there is
+    none."""
     return _kit(get_study(name))
 
 
 def kit_for(emulator) -> StudyKit | None:
     """The built-in study whose spaces ``emulator`` was trained over, or None."""
-    for name in STUDY_NAMES:
+    for name in study_names():
         study = get_study(name)
         if emulator.space == study.space and emulator.conditions == study.conditions:
             return _kit(study)

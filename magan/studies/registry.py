@@ -11,8 +11,9 @@ A study is two frozen records:
   condition spaces, simulator factory, default truth and the validation suite's pieces. Loading
   it imports the study (and JAX) on first use.
 
-Adding a study: write its package with ``ENTRY`` and ``STUDY`` and add the package to
-:data:`_PACKAGES`; the CLI (``magan study``, ``magan validate --simulator``) finds it from here.
+Adding a study: write its package with ``ENTRY`` and ``STUDY`` and add it to :data:`_PACKAGES`;
+the CLI (``magan study``, ``magan validate --simulator``), :mod:`magan.studies.kits` and
+``scripts/write_presets.py`` find it from here.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Study", "StudyEntry", "STUDY_NAMES", "entries", "entry", "get_study", "studies"]
+__all__ = ["STUDY_NAMES", "Study", "StudyEntry", "entries", "entry", "get_study", "studies",
+           "study_names"]
 
-# the study packages, in the order the CLI lists them
-_PACKAGES = ("magan.studies.line", "magan.studies.calorimeter")
+# each study's package (holding its ENTRY), in the order the CLI lists them
+_PACKAGES = {"line": "magan.studies.line", "calorimeter": "magan.studies.calorimeter"}
+STUDY_NAMES = tuple(_PACKAGES)
 
 
 @dataclass(frozen=True)
@@ -94,20 +97,19 @@ class Study:
         return self.entry.description
 
 
+def entry(name: str) -> StudyEntry:
+    """The entry of built-in study ``name`` (imports no JAX); ValueError naming the studies if
+    there is none."""
+    if name not in _PACKAGES:
+        raise ValueError(f"Unknown study {name!r}; built-in studies are {list(_PACKAGES)}.")
+    found = importlib.import_module(_PACKAGES[name]).ENTRY
+    assert found.name == name, (found.name, name)
+    return found
+
+
 def entries() -> tuple[StudyEntry, ...]:
     """Every built-in study's entry, in the CLI's order (imports no JAX)."""
-    return tuple(importlib.import_module(p).ENTRY for p in _PACKAGES)
-
-
-STUDY_NAMES = tuple(p.rpartition(".")[2] for p in _PACKAGES)
-
-
-def entry(name: str) -> StudyEntry:
-    """The entry of built-in study ``name``; ValueError naming the studies if there is none."""
-    for e in entries():
-        if e.name == name:
-            return e
-    raise ValueError(f"Unknown study {name!r}; built-in studies are {list(STUDY_NAMES)}.")
+    return tuple(entry(name) for name in _PACKAGES)
 
 
 def get_study(name: str) -> Study:
@@ -117,6 +119,12 @@ def get_study(name: str) -> Study:
     return study
 
 
+def study_names() -> tuple[str, ...]:
+    """The built-in studies' names, in the CLI's order (:data:`STUDY_NAMES`, read at call
+    time)."""
+    return tuple(_PACKAGES)
+
+
 def studies() -> tuple[Study, ...]:
     """Every built-in study's record, in the CLI's order."""
-    return tuple(get_study(n) for n in STUDY_NAMES)
+    return tuple(get_study(name) for name in _PACKAGES)
