@@ -22,6 +22,7 @@ detector parameters to it, checks closure and writes a run folder::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -143,11 +144,10 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
     out = start_run("calorimeter", preset, cfg, out, seed)
     simulator = calorimeter_simulator()
     clock = Clock()
-    emu = emulator_for_run(
-        emulator, lambda: train_emulator(simulator, CALO_SPACE, cfg.pretrain, seed=seed,
-                                         workdir=out, progress=progress, transform=CALO_TRANSFORM,
-                                         features=training_features),
-        clock, out=out, study="calorimeter", space=CALO_SPACE, conditions=CALO_CONDITIONS)
+    pretrain = partial(train_emulator, simulator, CALO_SPACE, cfg.pretrain, seed=seed, workdir=out,
+                       progress=progress, transform=CALO_TRANSFORM, features=training_features)
+    emu = emulator_for_run(emulator, pretrain, clock, out=out, study="calorimeter",
+                           space=CALO_SPACE, conditions=CALO_CONDITIONS)
     with clock.stage("validation_s"):
         physics = physics_validation(emu, simulator, truth, cfg.validation_energies_gev,
                                      n=cfg.validation_events, seed=seed + 1, bins=cfg.bins)

@@ -16,6 +16,7 @@ writes a run folder::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -109,10 +110,9 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     out = start_run("line", preset, cfg, out, seed)
     simulator = line_simulator()
     clock = Clock()
-    emu = emulator_for_run(
-        emulator, lambda: train_emulator(training_simulator or simulator, LINE_SPACE,
-                                         cfg.pretrain, seed=seed, workdir=out, progress=progress),
-        clock, out=out, study="line", space=LINE_SPACE)
+    pretrain = partial(train_emulator, training_simulator or simulator, LINE_SPACE, cfg.pretrain,
+                       seed=seed, workdir=out, progress=progress)
+    emu = emulator_for_run(emulator, pretrain, clock, out=out, study="line", space=LINE_SPACE)
     with clock.stage("quality_s"):
         quality = _emulator_quality(emu, simulator, cfg, seed, out)
     targets = _targets(simulator, truth, cfg.n_targets, seed)
