@@ -1,4 +1,5 @@
-"""The ``magan`` command line: ``magan study line|calorimeter``, ``magan fit``, ``magan sample``,
+"""The ``magan`` command line: ``magan study NAME`` (the studies of
+:mod:`magan.studies.registry`: line, calorimeter), ``magan fit``, ``magan sample``,
 ``magan validate``."""
 
 from __future__ import annotations
@@ -10,60 +11,59 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 
 def _add_common(p: argparse.ArgumentParser):
+    """``--seed`` and ``--quiet``, shared by the commands that train or fit."""
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same seed "
                    "gives the same result on the same machine")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``magan`` parser: one sub-command per function below (no JAX import)."""
     parser = argparse.ArgumentParser(
         prog="magan",
         description="Fit simulator parameters to images with a Model-Assisted GAN, and use the "
                     "trained emulator as a fast simulation.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_study_parsers(sub)
+    _add_fit_parser(sub)
+    _add_sample_parser(sub)
+    _add_validate_parser(sub)
+    return parser
+
+
+def _add_study_parsers(sub) -> None:
+    """``magan study STUDY``: one sub-command per study of the registry."""
+    from magan.studies.registry import entries
 
     study = sub.add_parser("study", help="run a built-in study",
                            description="Run a built-in study end to end.")
     study_sub = study.add_subparsers(dest="study", metavar="STUDY")
-    line = study_sub.add_parser(
-        "line", help="the line-image study of the original paper",
-        description="Pre-train an emulator of the line simulator (or reuse one), simulate target "
-                    "images at the truth, fit m, c, x0, xsteps, check closure, write plots.")
-    line.add_argument("--preset", default="default",
-                      help="tiny (seconds), default (minutes on a CPU), gpu (an accelerator)")
-    line.add_argument("--truth", default=None,
-                      help="the target's parameters, e.g. m=0.2,c=12,x0=4,xsteps=9 (default)")
-    line.add_argument("--emulator", default=None,
-                      help="folder of a trained emulator to reuse instead of pre-training")
-    line.add_argument("--out", default="runs/line", help="run folder (default runs/line)")
-    line.add_argument("--train-from", default=None,
-                      help="pre-train from bank:FILE.h5|FILE.npz (a BankSimulator file: params, "
-                           "images) or command:'PROGRAM {params} {out} {seed}' (an external "
-                           "program) instead of the in-process simulator")
-    _add_common(line)
+    for entry in entries():
+        _add_study_parser(study_sub, entry)
 
-    calo = study_sub.add_parser(
-        "calorimeter", help="tune a W/Si calorimeter shower simulation to test-beam showers",
-        description="Pre-train an emulator of the GFlash-style W/Si calorimeter over four "
-                    "detector parameters and the beam energy (or reuse one), validate its physics "
-                    "against the simulator, simulate a test beam at the truth, fit the detector "
-                    "parameters, check closure, write plots.")
-    calo.add_argument("--preset", default="default",
-                      help="tiny (seconds), default (under 30 min on a CPU), gpu (an accelerator)")
-    calo.add_argument("--truth", default=None,
-                      help="the test beam's detector parameters, e.g. sampling_fraction=0.0215,"
-                           "moliere_scale=1.1,depth_scale=0.92,noise_mev=0.033 (default)")
-    calo.add_argument("--emulator", default=None,
-                      help="folder of a trained emulator to reuse instead of pre-training")
-    calo.add_argument("--out", default="runs/calorimeter",
-                      help="run folder (default runs/calorimeter)")
-    _add_common(calo)
 
+def _add_study_parser(study_sub, entry) -> None:
+    """``magan study NAME`` from the study's :class:`~magan.studies.registry.StudyEntry`."""
+    p = study_sub.add_parser(entry.name, help=entry.description, description=entry.details)
+    p.add_argument("--preset", default="default", help=entry.preset_help)
+    p.add_argument("--truth", default=None, help=entry.truth_help)
+    p.add_argument("--emulator", default=None,
+                   help="folder of a trained emulator to reuse instead of pre-training")
+    p.add_argument("--out", default=entry.out, help=f"run folder (default {entry.out})")
+    if entry.train_from:
+        p.add_argument("--train-from", default=None,
+                       help="pre-train from bank:FILE.h5|FILE.npz (a BankSimulator file: params, "
+                            "images) or command:'PROGRAM {params} {out} {seed}' (an external "
+                            "program) instead of the in-process simulator")
+    _add_common(p)
+
+
+def _add_fit_parser(sub) -> None:
     fitp = sub.add_parser("fit", help="fit parameters to target images with a trained emulator",
                           description="Fit simulator parameters to images with a trained emulator.")
     fitp.add_argument("--emulator", required=True, help="folder of a trained emulator")
@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     fitp.add_argument("--preset", default="default", help="fit preset: tiny, default, gpu")
     _add_common(fitp)
 
+
+def _add_sample_parser(sub) -> None:
     sample = sub.add_parser("sample", help="generate images with a trained emulator",
                             description="Generate images with a trained emulator (fast "
                                         "simulation).")
@@ -95,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "(N, H*W*C) layer by layer) when the emulator has one condition")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
+
+def _add_validate_parser(sub) -> None:
+    from magan.studies.registry import study_names
+
     val = sub.add_parser(
         "validate", help="check an emulator against its simulator and the fit's calibration",
         description="Run the validation suite (distances per variable, physical constraints, "
@@ -102,31 +108,39 @@ def build_parser() -> argparse.ArgumentParser:
                     "coverage, fit calibration) and write report.json, summary.md and figures.")
     val.add_argument("--emulator", required=True, help="folder of a trained emulator")
     val.add_argument("--simulator", default=None,
-                     help="'line', 'calorimeter', or MODULE:FUNCTION returning a magan Simulator "
-                          "(default: the built-in study the emulator was trained for)")
+                     help=f"{_quoted(study_names())}, or MODULE:FUNCTION returning a magan "
+                          "Simulator (default: the built-in study the emulator was trained for)")
     val.add_argument("--out", required=True, help="report folder")
     val.add_argument("--preset", default="default", help="tiny (seconds) or default (minutes)")
     val.add_argument("--calibration-truths", type=int, default=None,
                      help="truth points of the fit calibration (default: the study's, 20 for "
                           "the line study, 10 for the calorimeter; 0 skips it)")
     _add_common(val)
-    return parser
+
+
+def _quoted(names) -> str:
+    """'a', 'b', 'c' for names (a, b, c)."""
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def _cmd_study(args) -> int:
-    if args.study == "line":
-        from magan.studies import line as study
-        from magan.studies.line.simulator import LINE_SPACE as space
-    else:
-        from magan.studies import calorimeter as study
-        from magan.studies.calorimeter.simulator import CALO_SPACE as space
+    """``magan study NAME``: run the study of the registry, print its table."""
+    from magan.studies.registry import get_study
 
-    truth = space.parse(args.truth) if args.truth else None
+    study = get_study(args.study)
+    truth = study.space.parse(args.truth) if args.truth else None
     extra = {}
     if getattr(args, "train_from", None):
-        extra["training_simulator"] = _training_source(args.train_from, space)
+        extra["training_simulator"] = study.training_source(args.train_from)
     summary = study.run(args.preset, truth=truth, emulator=args.emulator, out=args.out,
                         seed=args.seed, progress=False if args.quiet else None, **extra)
+    _print_study_summary(summary, args.out)
+    return 0
+
+
+def _print_study_summary(summary: dict, out: str) -> None:
+    """The table a study prints: truth, fit +- std and error (% of range) per parameter, the
+    physics validation's worst values (when the study has one), closure and total time."""
     names = summary["parameters"]
     w = max(8, *(len(n) for n in names))
     print(f"{'param':>{w}} {'truth':>9} {'fit':>9} {'+-':>7} {'err % range':>12}")
@@ -140,28 +154,12 @@ def _cmd_study(args) -> int:
               + f"; mean response off by {100 * summary['physics_worst_response_rel_diff']:.2f} %")
     print(f"closure mean-image distance {summary['closure']['fit']['mean_image_rel']:.4f} "
           f"(floor {summary['closure']['floor']['mean_image_rel']:.4f})")
-    print(f"total {summary['timings_s']['total_s']:.0f} s; results in {args.out}/")
-    return 0
-
-
-def _training_source(spec: str, space):
-    """A BankSimulator or CommandSimulator from ``bank:FILE`` or ``command:CMD``."""
-    kind, _, value = spec.partition(":")
-    if kind == "bank" and value:
-        from magan.simulators.bank import BankSimulator
-
-        return BankSimulator.load(value, space)
-    if kind == "command" and value:
-        from magan.simulators.command import CommandSimulator
-        from magan.studies.line.simulator import IMAGE_SHAPE
-
-        return CommandSimulator(value, IMAGE_SHAPE)
-    raise ValueError(f"--train-from {spec!r}: give bank:FILE.h5 or command:'PROGRAM {{params}} "
-                     "{out} {seed}'.")
+    print(f"total {summary['timings_s']['total_s']:.0f} s; results in {out}/")
 
 
 def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
-    """Conditions (N, K) for ``emu`` from a CLI value; ``n`` events when given as values."""
+    """Conditions (N, K) for ``emu`` from a CLI value (name=value,..., 'random' or a file); ``n``
+    events when given as values or drawn; None for an emulator without conditions."""
     if emu.conditions is None:
         if spec is not None:
             raise ValueError("--conditions given, but this emulator has no per-event conditions.")
@@ -181,22 +179,16 @@ def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
 
 
 def _cmd_fit(args) -> int:
+    """``magan fit``: fit the emulator's parameters to the target images, write fit.json, the
+    metrics, losses.png and fit.png, print the fitted mean and std (physical units)."""
     from magan import FIT_PRESETS, fit, load_emulator
-    from magan.runtime.io import is_calochallenge, load_array, read_calochallenge
     from magan.runtime.plots import plot_fit, plot_losses
 
     if args.preset not in FIT_PRESETS:
-        raise ValueError(f"Unknown fit preset {args.preset!r}; choose one of {sorted(FIT_PRESETS)}.")
+        raise ValueError(f"Unknown fit preset {args.preset!r}; choose one of "
+                         f"{sorted(FIT_PRESETS)}.")
     emu = load_emulator(args.emulator)
-    cond = None
-    if is_calochallenge(args.data):
-        data, energies = read_calochallenge(args.data, emu.image_shape)
-        if emu.cond_dim == 1 and args.conditions is None:
-            cond = energies
-    else:
-        data = load_array(args.data)
-    if cond is None:
-        cond = _conditions_arg(emu, args.conditions, len(data), args.seed)
+    data, cond = _fit_targets(emu, args)
     result = fit(emu, data, FIT_PRESETS[args.preset], seed=args.seed, workdir=args.out,
                  target_conditions=cond, progress=False if args.quiet else None)
     plot_losses({"fit": result.history}, Path(args.out) / "losses.png")
@@ -207,14 +199,30 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _fit_targets(emu, args):
+    """(target images (N, H, W, C), conditions (N, K) or None) of ``magan fit``: a CaloChallenge
+    file's energies are the conditions of a one-condition emulator unless --conditions is given."""
+    from magan.runtime.io import is_calochallenge, load_array, read_calochallenge
+
+    cond = None
+    if is_calochallenge(args.data):
+        data, energies = read_calochallenge(args.data, emu.image_shape)
+        if emu.cond_dim == 1 and args.conditions is None:
+            cond = energies
+    else:
+        data = load_array(args.data)
+    if cond is None:
+        cond = _conditions_arg(emu, args.conditions, len(data), args.seed)
+    return data, cond
+
+
 def _cmd_sample(args) -> int:
+    """``magan sample``: ``-n`` emulated images at ``--params`` to a .npy file, or showers and
+    their incident energies to a CaloChallenge .h5 file."""
     from magan import load_emulator
-    from magan.runtime.io import atomic_save_npy
 
     if args.n < 1:
         raise ValueError(f"-n must be at least 1, got {args.n}.")
-    from magan.runtime.io import write_calochallenge
-
     out = Path(args.out)
     if out.suffix.lower() not in (".npy", ".h5", ".hdf5"):
         raise ValueError(f"--out {out}: write to a .npy or a .h5 file.")
@@ -224,25 +232,32 @@ def _cmd_sample(args) -> int:
     if cond is not None and len(cond) != args.n:
         raise ValueError(f"--conditions gives {len(cond)} rows but -n is {args.n}.")
     images = emu.sample(np.tile(point, (args.n, 1)), cond, seed=args.seed)
+    _write_samples(out, emu, images, cond)
+    return 0
+
+
+def _write_samples(out: Path, emu, images, cond) -> None:
+    """Write images (N, H, W, C) to ``out`` (.npy), or in the CaloChallenge layout (.h5) with
+    the incident energies ``cond[:, 0]`` (MeV) of a one-condition emulator."""
+    from magan.runtime.io import atomic_save_npy, write_calochallenge
+
     if out.suffix.lower() == ".npy":
         atomic_save_npy(out, images)
         print(f"wrote {images.shape} float32 images to {out}")
-        return 0
+        return
     if emu.cond_dim != 1:
         raise ValueError("The CaloChallenge .h5 layout stores one incident energy per shower; "
                          f"this emulator has {emu.cond_dim} conditions. Write a .npy file.")
     write_calochallenge(out, images, cond[:, 0])
     print(f"wrote {len(images)} showers ({images[0].size} voxels, MeV) and their incident "
           f"energies to {out} (CaloChallenge layout)")
-    return 0
 
 
 def _simulator_arg(spec: str | None, emu):
-    """(simulator, study kit or None) for ``magan validate --simulator``."""
-    import importlib
-
-    from magan.simulators.base import Simulator
-    from magan.studies.kits import STUDY_NAMES, kit_for, study_kit
+    """(simulator, study kit or None) for ``magan validate --simulator``: the study ``emu`` was
+    trained for (``spec`` None), a study of the registry by name, or MODULE:FUNCTION."""
+    from magan.studies.kits import kit_for, study_kit
+    from magan.studies.registry import study_names
 
     if spec is None:
         kit = kit_for(emu)
@@ -250,11 +265,21 @@ def _simulator_arg(spec: str | None, emu):
             raise ValueError(f"{emu!r} is not an emulator of a built-in study; name its simulator "
                              "with --simulator MODULE:FUNCTION.")
         return kit.make_simulator(), kit
-    if spec in STUDY_NAMES:
+    if spec in study_names():
         kit = study_kit(spec)
         return kit.make_simulator(), kit
     if ":" not in spec:
-        raise ValueError(f"--simulator {spec!r}: give 'line', 'calorimeter' or MODULE:FUNCTION.")
+        raise ValueError(f"--simulator {spec!r}: give {_quoted(study_names())} or MODULE:FUNCTION.")
+    return _imported_simulator(spec), None
+
+
+def _imported_simulator(spec: str):
+    """The magan Simulator that ``--simulator MODULE:FUNCTION`` names (FUNCTION is called when
+    it is a factory)."""
+    import importlib
+
+    from magan.simulators.base import Simulator
+
     mod, _, attr = spec.partition(":")
     try:
         fn = getattr(importlib.import_module(mod), attr)
@@ -264,10 +289,39 @@ def _simulator_arg(spec: str | None, emu):
     if not isinstance(sim, Simulator):
         raise ValueError(f"--simulator {spec!r} gave a {type(sim).__name__}, not a magan "
                          "Simulator.")
-    return sim, None
+    return sim
+
+
+def _validation_config(args, kit):
+    """The ValidationConfig of ``magan validate``: the preset, ``--calibration-truths``, and the
+    study kit's calibration sizes where neither sets them."""
+    from magan.config import replace
+    from magan.validation.suite import VALIDATION_PRESETS
+
+    cfg = VALIDATION_PRESETS[args.preset]
+    if args.calibration_truths is not None:
+        if args.calibration_truths < 0 or args.calibration_truths == 1:
+            raise ValueError(f"--calibration-truths must be 0 or at least 2, got "
+                             f"{args.calibration_truths}.")
+        cfg = replace(cfg, calibration_truths=args.calibration_truths)
+    if kit is not None:
+        if cfg.calibration_truths is None:
+            cfg = replace(cfg, calibration_truths=kit.calibration_truths)
+        if cfg.calibration_targets is None:
+            cfg = replace(cfg, calibration_targets=kit.calibration_targets)
+    return cfg
+
+
+def _kit_arguments(kit) -> dict:
+    """The keyword arguments of :func:`magan.validate` that a study kit supplies."""
+    return {"features": kit.features, "feature_names": kit.feature_names,
+            "constraints": kit.constraints, "fit_config": kit.fit_config,
+            "fit_features": kit.fit_features, "voxel_transform": kit.voxel_transform,
+            "voxel_label": kit.voxel_label, "title": f"{kit.name} study"}
 
 
 def _cmd_validate(args) -> int:
+    """``magan validate``: run the suite, print each check's status and the overall verdict."""
     from magan import load_emulator
     from magan.config import replace
     from magan.validation.suite import VALIDATION_PRESETS, validate
@@ -277,23 +331,8 @@ def _cmd_validate(args) -> int:
                          f"{sorted(VALIDATION_PRESETS)}.")
     emu = load_emulator(args.emulator)
     sim, kit = _simulator_arg(args.simulator, emu)
-    cfg = VALIDATION_PRESETS[args.preset]
-    if args.calibration_truths is not None:
-        if args.calibration_truths < 0 or args.calibration_truths == 1:
-            raise ValueError(f"--calibration-truths must be 0 or at least 2, got "
-                             f"{args.calibration_truths}.")
-        cfg = replace(cfg, calibration_truths=args.calibration_truths)
-    extra = {}
-    if kit is not None:
-        if cfg.calibration_truths is None:
-            cfg = replace(cfg, calibration_truths=kit.calibration_truths)
-        if cfg.calibration_targets is None:
-            cfg = replace(cfg, calibration_targets=kit.calibration_targets)
-        extra = dict(features=kit.features, feature_names=kit.feature_names,
-                     constraints=kit.constraints, fit_config=kit.fit_config,
-                     fit_features=kit.fit_features,
-                     voxel_transform=kit.voxel_transform, voxel_label=kit.voxel_label,
-                     title=f"{kit.name} study")
+    cfg = _validation_config(args, kit)
+    extra = {} if kit is None else _kit_arguments(kit)
     if args.preset == "tiny":  # a smoke test: the smallest fit that still has a spread
         from magan import FIT_PRESETS
 
@@ -309,7 +348,12 @@ def _cmd_validate(args) -> int:
     return 0
 
 
+_COMMANDS = {"fit": _cmd_fit, "sample": _cmd_sample, "validate": _cmd_validate}
+
+
 def main(argv=None) -> int:
+    """Run the ``magan`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit
+    code: 0, or 2 for a usage or input error (one line on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -323,15 +367,13 @@ def main(argv=None) -> int:
 
             initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
         if args.command == "study":
-            if args.study in ("line", "calorimeter"):
+            from magan.studies.registry import study_names
+
+            if args.study in study_names():
                 return _cmd_study(args)
             parser.parse_args(["study", "--help"])
-        elif args.command == "fit":
-            return _cmd_fit(args)
-        elif args.command == "sample":
-            return _cmd_sample(args)
-        elif args.command == "validate":
-            return _cmd_validate(args)
+        elif args.command in _COMMANDS:
+            return _COMMANDS[args.command](args)
         parser.print_help()
         return 2
     except (ValueError, FileNotFoundError, TypeError) as err:

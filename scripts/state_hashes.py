@@ -69,6 +69,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--line-default", action="store_true",
                     help="also run the line study's default preset (the README's main job)")
+    ap.add_argument("--keep", default=None, help="keep the run folders in this folder")
     args = ap.parse_args(argv)
     import magan
     from magan.config import FIT_PRESETS, replace
@@ -76,7 +77,8 @@ def main(argv=None) -> None:
     from magan.studies.line.simulator import LINE_SPACE, line_fit_features, line_simulator
 
     table: list[tuple[str, str, str]] = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         runs = [("line tiny", line, "tiny"), ("calorimeter tiny", calorimeter, "tiny")]
         if args.line_default:
             runs.append(("line default", line, "default"))

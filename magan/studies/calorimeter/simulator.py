@@ -177,7 +177,8 @@ def _sampling_geometry(absorber: _Material, active: _Material, absorber_mm: floa
 GEOMETRY = _sampling_geometry(_TUNGSTEN, _SILICON, 1.9, 0.5, n_layers=40, cell_mm=5.1, n_cells=12,
                               layers_per_readout=2)
 if not GEOMETRY.cell_mm <= GEOMETRY.moliere_radius_mm / 2:  # explicit, survives python -O
-    raise AssertionError(f"cell {GEOMETRY.cell_mm} mm > R_M/2 = {GEOMETRY.moliere_radius_mm / 2} mm")
+    raise AssertionError(f"cell {GEOMETRY.cell_mm} mm > R_M/2 = "
+                         f"{GEOMETRY.moliere_radius_mm / 2} mm")
 
 IMAGE_SHAPE = (GEOMETRY.n_cells, GEOMETRY.n_cells, GEOMETRY.n_readout)  # (12, 12, 20)
 MIP_MEV = 0.15  # most probable energy loss of a MIP in 0.5 mm Si (~0.3 keV/um)
@@ -261,7 +262,8 @@ def _radial_parameters(tau: np.ndarray, ln_e: np.ndarray) -> tuple[np.ndarray, .
     r_tail = (_K1 * (np.exp(_K3 * (tau - _K2)) + np.exp(k4 * (tau - _K2)))
               - 0.14 * _ONE_M_EHAT - 0.495 / _FS * exp_mtau)
     x = (_P2 - tau) / (1.313 - 0.0686 * ln_e)
-    p = _P1 * np.exp(x - np.exp(x)) + _ONE_M_EHAT * (0.348 - 0.642 / _FS * np.exp(-(tau - 1.0) ** 2))
+    p = (_P1 * np.exp(x - np.exp(x))
+         + _ONE_M_EHAT * (0.348 - 0.642 / _FS * np.exp(-(tau - 1.0) ** 2)))
     return np.maximum(r_core, 1e-3), np.maximum(r_tail, 1e-3), np.clip(p, 0.0, 1.0)
 
 
@@ -314,7 +316,8 @@ def _deposit_chunk(rng: np.random.Generator, out: np.ndarray, energy: np.ndarray
     r_core, r_tail, p_core = _radial_parameters(t * inv_t_max, ln_e)
     v, u_phi = rng.random((2, t.shape[0]), dtype=np.float32)
     core = v < p_core
-    u = np.where(core, v / np.maximum(p_core, 1e-30), (v - p_core) / np.maximum(1.0 - p_core, 1e-30))
+    u = np.where(core, v / np.maximum(p_core, 1e-30),
+                 (v - p_core) / np.maximum(1.0 - p_core, 1e-30))
     u = np.minimum(u, np.float32(1.0 - 2.0**-24))
     r = np.where(core, r_core, r_tail) * np.sqrt(u / (1.0 - u)) * (r_scale / g.cell_mm)  # cells
     phi = np.float32(2.0 * np.pi) * u_phi

@@ -14,7 +14,8 @@ from magan.studies.line.simulator import simulate_lines
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 3:
-        print("usage: python -m magan.studies.line.command PARAMS.npy OUT.npy SEED", file=sys.stderr)
+        print("usage: python -m magan.studies.line.command PARAMS.npy OUT.npy SEED",
+              file=sys.stderr)
         return 2
     params = np.load(argv[0])
     np.save(argv[1], simulate_lines(np.random.default_rng(int(argv[2])), params))

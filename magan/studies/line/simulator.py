@@ -22,9 +22,8 @@ import numpy as np
 from magan.simulators.function import FunctionSimulator, JaxSimulator
 from magan.space import ParameterSpace
 
-__all__ = ["LINE_SPACE", "IMAGE_SHAPE", "LINE_FEATURES", "render_lines", "simulate_lines", "line_features", "line_fit_features",
-           "line_simulator",
-           "line_jax_simulator"]
+__all__ = ["LINE_SPACE", "IMAGE_SHAPE", "LINE_FEATURES", "render_lines", "simulate_lines",
+           "line_features", "line_fit_features", "line_simulator", "line_jax_simulator"]
 
 IMAGE_SHAPE = (28, 28, 1)
 LINE_WIDTH_PX = 0.6  # Gaussian sigma of the line's cross-section, pixels

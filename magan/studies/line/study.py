@@ -15,23 +15,45 @@ writes a run folder::
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
-from magan.validation.closure import closure_check
 from magan.config import FIT_PRESETS, PRETRAIN_PRESETS, FitConfig, PretrainConfig, replace
-from magan.fitting.stage import fit
+from magan.fitting import fit
+from magan.pretraining import train_emulator
 from magan.runtime.io import atomic_write_json
-from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
-from magan.pretraining.stage import train_emulator
-from magan.studies.runs import reuse_emulator, start_run
+from magan.studies.line import ENTRY
+from magan.studies.line.simulator import (
+    AMPLITUDE_JITTER,
+    IMAGE_SHAPE,
+    LINE_FEATURES,
+    LINE_SPACE,
+    PIXEL_NOISE,
+    line_features,
+    line_fit_features,
+    line_simulator,
+)
+from magan.studies.registry import Study
+from magan.studies.runs import (
+    Clock,
+    emulator_for_run,
+    fit_fields,
+    pick_preset,
+    plot_fit_result,
+    plot_samples,
+    plot_training,
+    start_run,
+    summary_head,
+    summary_tail,
+    training_source,
+)
+from magan.validation.closure import closure_check
+from magan.validation.constraints import value_range
 from magan.validation.quality import compare_to_simulator
-from magan.studies.line.simulator import (LINE_FEATURES, LINE_SPACE, line_features,
-                                          line_fit_features, line_simulator)
 
-__all__ = ["LineStudyConfig", "PRESETS", "DEFAULT_TRUTH", "run"]
+__all__ = ["LineStudyConfig", "PRESETS", "DEFAULT_TRUTH", "STUDY", "run", "study_preset"]
 
 DEFAULT_TRUTH = np.array([0.2, 12.0, 4.0, 9.0])  # m, c, x0, xsteps
 
@@ -56,16 +78,16 @@ PRESETS: dict[str, LineStudyConfig] = {
                             quality_points=4, quality_per_point=8),
     "default": LineStudyConfig(PRETRAIN_PRESETS["default"],
                                replace(FIT_PRESETS["default"], **_LINE_FIT_CHANGES)),
-    "gpu": LineStudyConfig(PRETRAIN_PRESETS["gpu"], replace(FIT_PRESETS["gpu"], **_LINE_FIT_CHANGES),
-                           n_targets=2000, quality_points=256, quality_per_point=64),
+    "gpu": LineStudyConfig(PRETRAIN_PRESETS["gpu"],
+                           replace(FIT_PRESETS["gpu"], **_LINE_FIT_CHANGES), n_targets=2000,
+                           quality_points=256, quality_per_point=64),
 }
 
 
+
 def study_preset(name: str) -> LineStudyConfig:
-    if name not in PRESETS:
-        raise ValueError(f"Unknown preset {name!r} for the line study; choose one of "
-                         f"{sorted(PRESETS)}.")
-    return PRESETS[name]
+    """The line study's preset ``name`` ("tiny", "default", "gpu")."""
+    return pick_preset(PRESETS, name, "line")
 
 
 def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
@@ -87,72 +109,64 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     truth = LINE_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
     out = start_run("line", preset, cfg, out, seed)
     simulator = line_simulator()
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    if emulator is None:
-        emu = train_emulator(training_simulator or simulator, LINE_SPACE, cfg.pretrain,
-                             seed=seed, workdir=out, progress=progress)
-        timings["pretrain_s"] = time.perf_counter() - t0
-    else:
-        emu = reuse_emulator(emulator, out, "line", LINE_SPACE)
+    clock = Clock()
+    pretrain = partial(train_emulator, training_simulator or simulator, LINE_SPACE, cfg.pretrain,
+                       seed=seed, workdir=out, progress=progress)
+    emu = emulator_for_run(emulator, pretrain, clock, out=out, study="line", space=LINE_SPACE)
+    with clock.stage("quality_s"):
+        quality = _emulator_quality(emu, simulator, cfg, seed, out)
+    targets = _targets(simulator, truth, cfg.n_targets, seed)
+    with clock.stage("fit_s"):
+        result = fit(emu, targets, cfg.fit, seed=seed, simulator=simulator,
+                     features=line_fit_features, workdir=out, progress=progress)
+    with clock.stage("closure_s"):
+        closure = closure_check(simulator, LINE_SPACE, result.mean, targets, seed=seed + 3,
+                                features=line_features, feature_names=LINE_FEATURES)
+    summary = {**summary_head("line", preset, seed, LINE_SPACE, truth),
+               **fit_fields(LINE_SPACE, truth, result, raw_errors=True),
+               "closure": closure, "emulator_quality": quality,
+               **summary_tail(clock, emu, result)}
+    _figures(emu, simulator, result, truth, seed, out)
+    clock.stop()
+    atomic_write_json(out / "summary.json", summary)
+    return summary
 
-    t1 = time.perf_counter()
+
+def _emulator_quality(emu, simulator, cfg: LineStudyConfig, seed: int, out) -> dict:
+    """Emulator vs simulator over the whole space (``cfg.quality_points`` points,
+    ``cfg.quality_per_point`` images each, seeded by ``seed + 1``), also in ``out/quality.json``."""
     quality = compare_to_simulator(emu, simulator, n_points=cfg.quality_points,
                                    n_per_point=cfg.quality_per_point, seed=seed + 1,
                                    features=line_features, feature_names=LINE_FEATURES)
     atomic_write_json(out / "quality.json", quality)
-    timings["quality_s"] = time.perf_counter() - t1
+    return quality
 
+
+def _targets(simulator, truth, n: int, seed: int) -> np.ndarray:
+    """(n, 28, 28, 1) target images simulated at the truth (4,), seeded by ``seed + 2``."""
     rng = np.random.default_rng(seed + 2)
-    targets = simulator.simulate(rng, np.tile(truth, (cfg.n_targets, 1)), LINE_SPACE)
-    t2 = time.perf_counter()
-    result = fit(emu, targets, cfg.fit, seed=seed, simulator=simulator, features=line_fit_features,
-                 workdir=out, progress=progress)
-    timings["fit_s"] = time.perf_counter() - t2
+    return simulator.simulate(rng, np.tile(truth, (n, 1)), LINE_SPACE)
 
-    t3 = time.perf_counter()
-    closure = closure_check(simulator, LINE_SPACE, result.mean, targets, seed=seed + 3,
-                            features=line_features, feature_names=LINE_FEATURES)
-    timings["closure_s"] = time.perf_counter() - t3
 
-    err_pct = (result.mean - truth) / LINE_SPACE.width * 100.0
-    start_err_pct = (result.start - truth) / LINE_SPACE.width * 100.0
-    summary = {
-        "study": "line", "seed": seed, "preset": preset if isinstance(preset, str) else None,
-        "parameters": list(LINE_SPACE.names),
-        "truth": dict(zip(LINE_SPACE.names, truth.tolist())),
-        "fit_mean": dict(zip(LINE_SPACE.names, result.mean.tolist())),
-        "fit_std": dict(zip(LINE_SPACE.names, result.std.tolist())),
-        "error_pct_of_range": dict(zip(LINE_SPACE.names, err_pct.tolist())),
-        "max_abs_error_pct_of_range": float(np.max(np.abs(err_pct))),
-        "raw_fit_mean": dict(zip(LINE_SPACE.names, result.raw_mean.tolist())),
-        "raw_error_pct_of_range": dict(zip(LINE_SPACE.names, ((result.raw_mean - truth)
-                                                               / LINE_SPACE.width * 100).tolist())),
-        "bias_correction": None if result.bias is None else
-        dict(zip(LINE_SPACE.names, result.bias.tolist())),
-        "bias_reference_at": None if result.reference_at is None else
-        dict(zip(LINE_SPACE.names, result.reference_at.tolist())),
-        "start": dict(zip(LINE_SPACE.names, result.start.tolist())),
-        "start_error_pct_of_range": dict(zip(LINE_SPACE.names, start_err_pct.tolist())),
-        "closure": closure,
-        "emulator_quality": quality,
-        "timings_s": timings,
-        "pretrain_timing": emu.info.get("pretrain", {}).get("timing"),
-        "fit_timing": result.timing,
-    }
+def _figures(emu, simulator, result, truth, seed: int, out) -> None:
+    """losses.png, samples.png and fit.png in ``out``."""
+    plot_training(emu, result, out)
+    plot_samples(simulator, emu, LINE_SPACE, seed, out)
+    plot_fit_result(LINE_SPACE, result, truth, out)
 
-    # figures
-    hist = {"pre-training": emu.info.get("pretrain", {}).get("history", []), "fit": result.history}
-    if result.reference_history:
-        hist["fit (reference set)"] = result.reference_history
-    plot_losses(hist, out / "losses.png")
-    grid_rng = np.random.default_rng(seed + 4)
-    pts = LINE_SPACE.sample(grid_rng, 8)
-    plot_image_grid({"simulated": simulator.simulate(grid_rng, pts, LINE_SPACE),
-                     "emulated": emu.sample(pts, seed=seed)}, out / "samples.png",
-                    titles=[LINE_SPACE.format(p, 3).replace(",", "\n") for p in pts])
-    plot_fit(LINE_SPACE.names, result.samples, out / "fit.png", truth=truth, start=result.start,
-             bounds=(LINE_SPACE.low, LINE_SPACE.high))
-    timings["total_s"] = time.perf_counter() - t0
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+
+def _training_source(spec: str):
+    """The simulator of ``magan study line --train-from bank:FILE|command:CMD``."""
+    return training_source(spec, LINE_SPACE, IMAGE_SHAPE)
+
+
+# the line study as the registry (magan.studies.registry) and the validation suite see it; pixel
+# values stay within the noise below 0 and the brightest jittered line plus noise above 1
+STUDY = Study(
+    entry=ENTRY, run=run, presets=PRESETS, space=LINE_SPACE, conditions=None,
+    make_simulator=line_simulator, default_truth=DEFAULT_TRUTH,
+    features=lambda x, c: line_features(x), feature_names=LINE_FEATURES,
+    constraints=(value_range(-8 * PIXEL_NOISE, 1.0 + 5 * AMPLITUDE_JITTER + 5 * PIXEL_NOISE),),
+    fit_config=PRESETS["default"].fit, fit_features=line_fit_features,
+    training_source=_training_source,
+)
