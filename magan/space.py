@@ -242,7 +242,7 @@ class ParameterSpace:
                 for p in self.parameters}
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "ParameterSpace":
+    def from_dict(cls, d: Mapping) -> ParameterSpace:
         return cls({k: tuple(v) for k, v in d.items()})
 
 

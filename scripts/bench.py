@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from magan import PretrainConfig, fit, train_emulator  # noqa: E402
 from magan.config import replace  # noqa: E402
 from magan.emulator import Emulator  # noqa: E402
-from magan.nn.build import build_emulator_nets  # noqa: E402
-from magan.runtime.io import atomic_write_json  # noqa: E402
 from magan.losses import EmulatorGraphs  # noqa: E402
+from magan.nn.build import build_emulator_nets  # noqa: E402
 from magan.pretraining.state import init_state, network_sizes, optimisers  # noqa: E402
 from magan.pretraining.step import host_batches_program, make_step, r1_pattern  # noqa: E402
+from magan.runtime.io import atomic_write_json  # noqa: E402
 
 
 # ------------------------------------------------------------------------------- the machine
@@ -155,12 +155,15 @@ def torch_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int
 
 # --------------------------------------------------------------------------------- studies
 def studies():
-    from magan.studies.calorimeter.study import PRESETS as CALO
-    from magan.studies.calorimeter.model import CALO_CONDITIONS, CALO_TRANSFORM, calorimeter_simulator
+    from magan.studies.calorimeter.model import (
+        CALO_CONDITIONS,
+        CALO_TRANSFORM,
+        calorimeter_simulator,
+    )
     from magan.studies.calorimeter.simulator import CALO_SPACE
-    from magan.studies.line.simulator import LINE_SPACE, line_simulator
-
+    from magan.studies.calorimeter.study import PRESETS as CALO
     from magan.studies.kits import study_kit
+    from magan.studies.line.simulator import LINE_SPACE, line_simulator
     from magan.studies.line.study import PRESETS as LINE
 
     line, calo = study_kit("line"), study_kit("calorimeter")  # the studies' fits and features

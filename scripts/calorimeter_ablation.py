@@ -17,7 +17,6 @@ import numpy as np
 
 from magan import PretrainConfig, train_emulator
 from magan.config import replace
-from magan.validation.distances import separation_power
 from magan.runtime.io import atomic_write_json
 from magan.studies.calorimeter.model import (
     calorimeter_features,
@@ -27,6 +26,7 @@ from magan.studies.calorimeter.model import (
 )
 from magan.studies.calorimeter.simulator import CALO_SPACE, NOMINAL, THRESHOLD_MEV
 from magan.transforms import PowerTransform
+from magan.validation.distances import separation_power
 
 # name: (features, PretrainConfig changes, total_channel)
 VARIANTS = {

@@ -20,9 +20,7 @@ import numpy as np
 
 from magan import fit, load_emulator, train_emulator
 from magan.config import replace_from_text
-from magan.validation.closure import closure_check
 from magan.runtime.io import atomic_write_json
-from magan.studies.calorimeter.study import DEFAULT_TRUTH, study_preset
 from magan.studies.calorimeter.model import (
     CALO_TRANSFORM,
     calorimeter_features,
@@ -31,6 +29,8 @@ from magan.studies.calorimeter.model import (
     training_features,
 )
 from magan.studies.calorimeter.simulator import CALO_SPACE, FEATURE_NAMES
+from magan.studies.calorimeter.study import DEFAULT_TRUTH, study_preset
+from magan.validation.closure import closure_check
 
 # the study's default truth and two points on opposite sides of the nominal detector
 TRUTHS = np.array([

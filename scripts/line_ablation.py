@@ -15,11 +15,10 @@ import argparse
 import json
 import time
 
-
 import magan
 from magan.config import replace
-from magan.validation.quality import compare_to_simulator
 from magan.studies.line.simulator import LINE_FEATURES, LINE_SPACE, line_features, line_simulator
+from magan.validation.quality import compare_to_simulator
 
 VARIANTS = {
     # the default preset: siamese (R1) + auxiliary regression + energy score x10

@@ -18,11 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from magan import fit, load_emulator, train_emulator
-from magan.validation.closure import closure_check
 from magan.runtime.io import atomic_write_json
+from magan.studies.line.simulator import (
+    LINE_FEATURES,
+    LINE_SPACE,
+    line_features,
+    line_fit_features,
+    line_simulator,
+)
 from magan.studies.line.study import study_preset
-from magan.studies.line.simulator import (LINE_FEATURES, LINE_SPACE, line_features,
-                                          line_fit_features, line_simulator)
+from magan.validation.closure import closure_check
 
 # Five points spread over the box; the last three each have parameters within 15 % of a bound.
 TRUTHS = np.array([

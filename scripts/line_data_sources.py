@@ -16,12 +16,25 @@ from pathlib import Path
 
 import numpy as np
 
-from magan import FIT_PRESETS, PRETRAIN_PRESETS, BankSimulator, CommandSimulator, fit, train_emulator
+from magan import (
+    FIT_PRESETS,
+    PRETRAIN_PRESETS,
+    BankSimulator,
+    CommandSimulator,
+    fit,
+    train_emulator,
+)
 from magan.config import replace
 from magan.runtime.io import atomic_write_json
-from magan.validation.quality import compare_to_simulator
+from magan.studies.line.simulator import (
+    IMAGE_SHAPE,
+    LINE_FEATURES,
+    LINE_SPACE,
+    line_features,
+    line_simulator,
+)
 from magan.studies.line.study import DEFAULT_TRUTH
-from magan.studies.line.simulator import IMAGE_SHAPE, LINE_FEATURES, LINE_SPACE, line_features, line_simulator
+from magan.validation.quality import compare_to_simulator
 
 
 def main():

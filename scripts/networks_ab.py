@@ -25,9 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench import step_programs, step_shapes, studies  # noqa: E402
+
 import magan.nn.build as emulator_module  # noqa: E402
 import magan.nn.models as networks_now  # noqa: E402
-from bench import step_programs, step_shapes, studies  # noqa: E402
 
 
 def networks_at(rev: str):

@@ -14,11 +14,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 import pytest  # noqa: E402
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: end-to-end runs of a study or several trainings "
-                                       "(deselect with -m 'not slow')")
-
-
 @pytest.fixture(scope="session")
 def tiny_line_emulator():
     """One tiny line emulator (seed 0) for every test that only reads it."""

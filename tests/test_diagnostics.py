@@ -7,8 +7,14 @@ import numpy as np
 import pytest
 
 import magan
-from magan.fitting.diagnostics import (LIMITS, FitWarning, closure_diagnostic, diagnose,
-                                       training_image_ranges, warn_about)
+from magan.fitting.diagnostics import (
+    LIMITS,
+    FitWarning,
+    closure_diagnostic,
+    diagnose,
+    training_image_ranges,
+    warn_about,
+)
 from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 TRUTH = np.array([0.2, 12.0, 4.0, 9.0])

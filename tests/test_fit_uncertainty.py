@@ -4,9 +4,8 @@ covariance; the parts add up."""
 import numpy as np
 import pytest
 
-import magan.fitting.diagnostics  # noqa: F401
-
 import magan
+import magan.fitting.diagnostics  # noqa: F401
 from magan.config import replace
 from magan.studies.line.simulator import LINE_SPACE, line_simulator
 

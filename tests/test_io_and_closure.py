@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from magan.validation.closure import closure_check, image_set_distance, mmd2_unbiased
 from magan.runtime.io import atomic_dir, atomic_write_json, load_array
 from magan.studies.line.simulator import LINE_SPACE, line_features, line_simulator
+from magan.validation.closure import closure_check, image_set_distance, mmd2_unbiased
 
 
 def test_mmd_is_near_zero_for_one_distribution_and_positive_for_a_shift():

@@ -4,10 +4,19 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from magan.runtime.compile import jit_once
 from magan.nn.convolution import conv_general_dilated
-from magan.nn.models import (Discriminator, EmulatorNet, ImageEncoder, ParameterGenerator,
-                            SiameseNet, _upsample, coord_channels, fourier_channels, n_downsamples)
+from magan.nn.models import (
+    Discriminator,
+    EmulatorNet,
+    ImageEncoder,
+    ParameterGenerator,
+    SiameseNet,
+    _upsample,
+    coord_channels,
+    fourier_channels,
+    n_downsamples,
+)
+from magan.runtime.compile import jit_once
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (25, 30, 3), (8, 8, 1), (64, 48, 5)])

@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 
 from magan import FunctionSimulator, SimulatorError
-from magan.studies.line.simulator import (LINE_FEATURES, LINE_SPACE, line_features,
-                                          line_jax_simulator, line_simulator, render_lines)
+from magan.studies.line.simulator import (
+    LINE_FEATURES,
+    LINE_SPACE,
+    line_features,
+    line_jax_simulator,
+    line_simulator,
+    render_lines,
+)
 
 
 def test_function_simulator_checks_shape():

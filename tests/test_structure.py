@@ -50,10 +50,12 @@ def test_few_positional_parameters():
     assert not many, f"functions with over {MAX_POSITIONAL} positional parameters: {many}"
 
 
-@pytest.mark.skipif(shutil.which("ruff") is None and sys.modules.get("ruff") is None,
-                    reason="ruff is not installed (pip install '.[test]')")
+RUFF = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+
+
+@pytest.mark.skipif(RUFF is None, reason="ruff is not installed (pip install '.[test]')")
 def test_tree_is_clean_under_ruff():
-    ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
-    out = subprocess.run([ruff, "check", "--no-cache", "magan", "tests", "scripts"], cwd=ROOT,
+    """The configuration is pyproject.toml's [tool.ruff]."""
+    out = subprocess.run([RUFF, "check", "--no-cache", "magan", "tests", "scripts"], cwd=ROOT,
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr

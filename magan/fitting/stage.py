@@ -34,8 +34,8 @@ import numpy as np
 
 from magan.config import FitConfig
 from magan.emulator import Emulator, check_images
-from magan.fitting.replicas import fit_sets
 from magan.fitting.diagnostics import diagnose, warn_about
+from magan.fitting.replicas import fit_sets
 from magan.fitting.result import FitResult
 from magan.runtime.io import atomic_write_json, write_metrics
 

@@ -29,14 +29,18 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 from magan.config import PretrainConfig
 from magan.emulator import Emulator
+from magan.fitting.diagnostics import training_image_ranges
 from magan.losses import EmulatorGraphs, PairBatch
 from magan.nn.build import build_emulator_nets
 from magan.pretraining.features import standardised_features
-from magan.fitting.diagnostics import training_image_ranges
 from magan.pretraining.feeding import SimulationFeeder, draw_training_batch
 from magan.pretraining.state import init_state, network_sizes, optimisers
-from magan.pretraining.step import (host_batches_program, make_step, r1_pattern,
-                                    traced_batches_program)
+from magan.pretraining.step import (
+    host_batches_program,
+    make_step,
+    r1_pattern,
+    traced_batches_program,
+)
 from magan.runtime.checkpoints import RunCheckpoints
 from magan.runtime.io import write_metrics
 from magan.runtime.loop import run_loop
