@@ -2,7 +2,7 @@
 
 The presets live in the library (each study's record in :mod:`magan.studies.registry`, also
 ``magan.studies.<study>.PRESETS``); the JSON files are a readable copy for the study folders, kept
-in sync by ``tests/test_presets.py``. Run after changing a preset:
+in sync by ``tests/test_config.py``. Run after changing a preset:
 
     python scripts/write_presets.py
 """

@@ -14,7 +14,7 @@ line networks; docs/speed.md). :func:`strided_conv` computes the same values wit
   cotangent times the output cotangent, one matrix product (``_weight_grad``).
 
 Same results as ``lax.conv_general_dilated`` to float rounding, value and first and second
-derivatives (tests/test_networks.py). Forward-mode differentiation (``jax.jvp``) of a
+derivatives (tests/nn/test_networks.py). Forward-mode differentiation (``jax.jvp``) of a
 ``custom_vjp`` function is not supported by JAX; magan's losses use reverse mode only.
 """
 

@@ -12,7 +12,7 @@ Every 2D network sees two coordinate channels (CoordConv, arXiv:1807.03247), whi
 feature the convolutions can read directly.
 
 How the layers are computed (same functions as the plain concatenate-and-convolve formulation, to
-float rounding; tests/test_networks.py checks both ways): input channels that are the same for every
+float rounding; tests/nn/test_networks.py checks both ways): input channels that are the same for every
 image (coordinates, their Fourier features) are convolved once and broadcast, per-image constants
 (the conditioning vector) go through a matrix product, 1x1 convolutions are matrix products over the
 channel axis, and the stride-2 convolutions have their second derivatives written out

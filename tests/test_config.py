@@ -6,7 +6,7 @@ import pytest
 import magan
 from magan.config import FitConfig, PretrainConfig, replace
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_study_preset_files_are_in_sync():

@@ -1,4 +1,4 @@
-"""A small pre-training run for tests/test_checkpoints.py: python tests/resume_job.py WORKDIR.
+"""A small pre-training run for tests/runtime/test_checkpoints.py: python tests/runtime/resume_job.py WORKDIR.
 
 The simulator sleeps a little per call so that the test can kill the run part-way."""
 
