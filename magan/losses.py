@@ -47,8 +47,8 @@ class EmulatorGraphs(NamedTuple):
 
 def lazy_r1(penalty: Callable[[], jax.Array], do_r1: bool) -> jax.Array:
     """``penalty()`` on R1 steps, else 0 (float32). ``do_r1`` must be a Python bool, fixed when
-    the step is traced: one compiled program per pattern of R1 steps, because XLA:CPU runs the
-    convolutions of a ``lax.cond`` branch without its fast kernels (:mod:`magan.runtime.loop`)."""
+    the step is traced (one compiled program per pattern of R1 steps; why no ``lax.cond``:
+    :mod:`magan.runtime.loop`)."""
     if not isinstance(do_r1, bool):
         raise TypeError(f"do_r1 must be a Python bool fixed at trace time, got {type(do_r1)}.")
     return penalty() if do_r1 else jnp.zeros((), jnp.float32)

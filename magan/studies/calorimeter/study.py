@@ -89,9 +89,8 @@ class CalorimeterStudyConfig:
 
 # What the calorimeter needs beyond the line study's settings (each measured in
 # studies/calorimeter/README.md): the energy score of high-level features (response, depth, width,
-# layer energies) weighted far above the pixel-level one, each feature's own 1-D energy score
-# (weight 60; 20 left the response's separation power at 100 GeV at 0.053, 60 gives 0.044), and a
-# cosine decay of the learning rates.
+# layer energies) weighted far above the pixel-level one, each feature's own 1-D energy score, and
+# a cosine decay of the learning rates.
 _CALO = dict(feature_weight=100.0, feature_marginal_weight=60.0, energy_weight=1.0,
              lr_schedule="cosine")
 _CALO_PRETRAIN = {
@@ -99,11 +98,11 @@ _CALO_PRETRAIN = {
     "default": replace(PRETRAIN_PRESETS["default"], steps=30000, log_every=200, **_CALO),
     "gpu": replace(PRETRAIN_PRESETS["gpu"], steps=60000, **_CALO),
 }
-# The fit (each measured in studies/calorimeter/README.md): D gets a 10x stronger R1 penalty (a
-# smoother D exploits the emulator's remaining defects less); G also matches the training features
-# (energy distance, weight 10: worst error over 3 truth points 17.2 -> 6.6 % of range); the bias is
-# measured on a reference set simulated at the uncorrected fit, not at the start (6.6 -> 5.0 %);
-# the result is drawn from G averaged over the last half of the steps.
+# The fit (each step measured in studies/calorimeter/README.md, "How the fit gets there"): D gets
+# a 10x stronger R1 penalty (a smoother D exploits the emulator's remaining defects less); G also
+# matches the training features (energy distance); the bias is measured on a reference set
+# simulated at the uncorrected fit, not at the start; the result is drawn from G averaged over the
+# last half of the steps.
 _CALO_FIT_CHANGES = dict(lr_generator=1.5e-3, r1_gamma=10.0, feature_weight=10.0,
                          bias_reference="fit", average_last=0.5)
 _CALO_FIT = {
