@@ -79,7 +79,8 @@ class PretrainConfig:
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     # the runtime (results do not depend on these, except on_nonfinite="drop")
     prefetch: int = 4  # batches each background simulator thread keeps ready
-    simulator_workers: int = 0  # host simulator threads (0: min(4, CPU cores)); same batches for any
+    simulator_workers: int = 0  # host simulator threads (0: min(4, CPU cores)); same batches
+                                # for any
     log_every: int = 50  # steps between metric fetches (the only host syncs of the loop)
     steps_per_call: int = 2  # steps per dispatch, unrolled in one program (must divide log_every)
     compute_dtype: str = "float32"  # "bfloat16": mixed precision (float32 parameters; GPU/TPU)
@@ -118,7 +119,8 @@ class FitConfig:
     generator_width: int = 16  # channels of G's 1D convolutions
     discriminator_width: int = 8  # channels of D's first layer
     discriminator_embedding_width: int = 64  # length of the vector D's encoder makes of an image
-    lr_generator: float = 3e-3  # Adam learning rate of G (Adam moves its output bias <= lr per step)
+    lr_generator: float = 3e-3  # Adam learning rate of G (Adam moves its output bias <= lr per
+                                # step)
     lr_discriminator: float = 3e-4  # Adam learning rate of D
     beta1: float = 0.5
     beta2: float = 0.99
@@ -134,7 +136,8 @@ class FitConfig:
     # the bias, their scatter the fit's total uncertainty, systematic error included)
     bias_reference: str = "start"
     reference_sets: int = 8  # reference sets of bias_reference="around" (one replica each)
-    bootstrap: bool = True  # resample the targets with replacement per replica (spread = stat. error)
+    bootstrap: bool = True  # resample the targets with replacement per replica (spread = stat.
+                            # error)
     samples_per_replica: int = 256  # G outputs drawn per replica for the result
     # the result is drawn from G with its parameters averaged over this last fraction of the steps
     # (Polyak / iterate averaging: the adversarial updates leave G oscillating around the

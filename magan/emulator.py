@@ -172,8 +172,8 @@ class Emulator:
         out = []
         for i in range(0, images.shape[0], batch_size):
             c = None if cond_unit is None else jnp.asarray(cond_unit[i:i + batch_size])
-            out.append(np.asarray(self._regress_fn(self.params_s, jnp.asarray(net[i:i + batch_size]),
-                                                   c)))
+            out.append(np.asarray(self._regress_fn(self.params_s,
+                                                   jnp.asarray(net[i:i + batch_size]), c)))
         return self.space.from_unit(np.concatenate(out, axis=0))
 
     # ----------------------------------------------------------- save/load
@@ -181,7 +181,8 @@ class Emulator:
         """Write the emulator into folder ``path`` (replaced atomically as a whole)."""
         path = Path(path)
         with atomic_dir(path) as tmp:
-            flat = {f"emulator/{k}": v for k, v in _flatten(nnx.to_pure_dict(self.params_e)).items()}
+            flat = {f"emulator/{k}": v
+                    for k, v in _flatten(nnx.to_pure_dict(self.params_e)).items()}
             flat.update({f"siamese/{k}": v
                          for k, v in _flatten(nnx.to_pure_dict(self.params_s)).items()})
             np.savez(tmp / "weights.npz", **flat)
@@ -235,7 +236,8 @@ def load_emulator(path) -> Emulator:
     try:
         meta = json.loads(meta_file.read_text())
     except json.JSONDecodeError as err:
-        raise ValueError(f"{meta_file} is not valid JSON ({err}); the folder is corrupted.") from None
+        raise ValueError(f"{meta_file} is not valid JSON ({err}); the folder is "
+                         "corrupted.") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r} is not "
                          f"{FORMAT_VERSION}; it was written by an incompatible magan version.")

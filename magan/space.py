@@ -210,13 +210,15 @@ class ParameterSpace:
 
     # ------------------------------------------------------------ text forms
     def parse(self, text: str) -> np.ndarray:
-        """Parse ``"m=0.1,c=12"`` into a checked vector of shape (P,). Every parameter is required."""
+        """Parse ``"m=0.1,c=12"`` into a checked vector of shape (P,). Every parameter is
+        required."""
         given: dict[str, float] = {}
         for item in filter(None, (s.strip() for s in text.split(","))):
             if "=" not in item:
                 raise ValueError(
                     f"Cannot read {item!r}: write parameters as name=value pairs separated by "
-                    f"commas, e.g. {','.join(f'{n}={v:g}' for n, v in zip(self.names, self.center()))}."
+                    f"commas, e.g. "
+                    f"{','.join(f'{n}={v:g}' for n, v in zip(self.names, self.center()))}."
                 )
             key, val = (s.strip() for s in item.split("=", 1))
             if key not in self.names:

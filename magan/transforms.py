@@ -56,7 +56,8 @@ class IdentityTransform(ImageTransform):
 
 @dataclass(frozen=True)
 class PowerTransform(ImageTransform):
-    """``x = (image / (scale * c)) ** power``, inverse ``image = scale * c * max(x, 0) ** (1/power)``.
+    """``x = (image / (scale * c)) ** power``, inverse
+    ``image = scale * c * max(x, 0) ** (1/power)``.
 
     Args:
       scale: a typical voxel value (physical units) for ``c = 1``; sets the network range to O(1).

@@ -62,8 +62,8 @@ def machine() -> dict:
         per_cycle = 64 if info["avx512f"] else 32 if info["avx2_fma"] else 8
         info["ghz"] = ghz
         info["peak_gflops_fp32"] = os.cpu_count() * ghz * per_cycle
-        info["peak_note"] = (f"{os.cpu_count()} cores x {ghz:.2f} GHz x {per_cycle} FP32 FLOP/cycle "
-                             "(2 FMA units assumed; a vCPU may be a hyper-thread)")
+        info["peak_note"] = (f"{os.cpu_count()} cores x {ghz:.2f} GHz x {per_cycle} FP32 "
+                             "FLOP/cycle (2 FMA units assumed; a vCPU may be a hyper-thread)")
     except (OSError, ValueError):
         info["cpu"] = platform.processor()
     if jax.default_backend() != "cpu":
@@ -138,7 +138,8 @@ def torch_step(param_dim: int, shape, cfg: PretrainConfig, batch: int, reps: int
 
     spec = {"param_dim": param_dim, "shape": list(shape), "noise_dim": cfg.noise_dim,
             "emulator_width": cfg.emulator_width, "siamese_width": cfg.siamese_width,
-            "features": cfg.siamese_embedding_width, "r1_gamma": cfg.r1_gamma, "r1_every": cfg.r1_every,
+            "features": cfg.siamese_embedding_width, "r1_gamma": cfg.r1_gamma,
+            "r1_every": cfg.r1_every,
             "aux_weight": cfg.aux_weight, "energy_weight": cfg.energy_weight,
             "compile": compile, "batch": batch, "reps": reps}
     peer = Path(__file__).resolve().parent / "torch_peer.py"
@@ -244,7 +245,8 @@ def step_rounds(n: int, reps: int):
             te = torch_step(pdim, shape, cfg, b, max(5, reps // 2), False)
             mg = magan_step(pdim, shape, cfg, b, reps)
             if "error" in te:
-                print(f"| {name} | {r + 1} | {mg['steps_per_s']:.1f} | failed: {te['error'][:60]} | |")
+                print(f"| {name} | {r + 1} | {mg['steps_per_s']:.1f} | "
+                      f"failed: {te['error'][:60]} | |")
                 continue
             ratios.append(mg["steps_per_s"] / te["steps_per_s"])
             print(f"| {name} | {r + 1} | {mg['steps_per_s']:.1f} | {te['steps_per_s']:.1f} | "

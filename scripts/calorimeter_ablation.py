@@ -3,7 +3,8 @@
 Each variant pre-trains an emulator for ``--steps`` steps (seed 0), then compares 2000 emulated
 with 2000 simulated showers at the nominal detector parameters and 10, 30 and 100 GeV: mean and
 std of response (Esum/Einc), shower depth (X0) and lateral width (mm), and the separation power of
-each. The variants are the steps by which the study's preset was found (studies/calorimeter/README.md).
+each. The variants are the steps by which the study's preset was found
+(studies/calorimeter/README.md).
 
     python scripts/calorimeter_ablation.py --variant final --steps 6000
 """
@@ -63,8 +64,8 @@ def main():
     rng = np.random.default_rng(1)
     rows = []
     print(f"variant {args.variant}: {args.steps} steps in {train_s:.0f} s")
-    print("| E GeV | response sim / emu (std) | depth X0 sim / emu (std) | width mm sim / emu (std) "
-          "| S response | S depth | S width |")
+    print("| E GeV | response sim / emu (std) | depth X0 sim / emu (std) "
+          "| width mm sim / emu (std) | S response | S depth | S width |")
     print("|---|---|---|---|---|---|---|")
     for e in (1e4, 3e4, 1e5):
         c = np.full((2000, 1), e)

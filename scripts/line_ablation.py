@@ -50,8 +50,8 @@ def main():
         rows[name] = {"s": time.perf_counter() - t0, "q": q}
         print(json.dumps({name: {k: round(v["bias_emulator"], 3)
                                  for k, v in q["features"].items()}}), flush=True)
-    print(f"\nemulator bias vs simulator after {args.steps} steps (mean |E - T| of each feature over "
-          "32 points x 32 images; px unless noted)")
+    print(f"\nemulator bias vs simulator after {args.steps} steps (mean |E - T| of each feature "
+          "over 32 points x 32 images; px unless noted)")
     print("| variant | " + " | ".join(LINE_FEATURES) + " | mean-image dist. | time s |")
     print("|---|" + "---|" * (len(LINE_FEATURES) + 2))
     floor = None

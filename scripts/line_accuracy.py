@@ -86,7 +86,8 @@ def main():
                      "raw_error_pct": ((r.raw_mean - truth) / width * 100).tolist(),
                      "closure_mean_image_rel": clo["fit"]["mean_image_rel"],
                      "closure_floor": clo["floor"]["mean_image_rel"], "fit_s": fit_s})
-    print(f"emulator: {'loaded ' + args.emulator if args.emulator else f'pre-trained in {pretrain_s:.0f} s'}"
+    print(f"emulator: "
+          f"{'loaded ' + args.emulator if args.emulator else f'pre-trained in {pretrain_s:.0f} s'}"
           f"; fit preset {args.preset}, init {fit_cfg.init}")
     print("| point | param | truth | fit mean +- std | error % of range | before bias correction % "
           "| start (S regression) % |")

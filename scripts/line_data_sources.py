@@ -68,7 +68,8 @@ def main():
         rows[name] = {"train_s": train_s,
                       "steps_per_s": emu.info["pretrain"]["timing"]["steps_per_s"],
                       "feature_bias": {k: v["bias_emulator"] for k, v in q["features"].items()},
-                      "spread_ratio": {k: v["spread_ratio_emulator"] for k, v in q["features"].items()},
+                      "spread_ratio": {k: v["spread_ratio_emulator"]
+                                       for k, v in q["features"].items()},
                       "fit_error_pct": dict(zip(LINE_SPACE.names, err.tolist())),
                       "max_abs_fit_error_pct": float(np.abs(err).max())}
         if name == "external command":

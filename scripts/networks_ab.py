@@ -90,7 +90,8 @@ def main():
           "speed-up |\n|---|---|---|---|---|---|---|")
     for name in args.studies:
         study = studies()[name]
-        runs = {args.against: programs(study, other), "this checkout": programs(study, networks_now)}
+        runs = {args.against: programs(study, other),
+                "this checkout": programs(study, networks_now)}
         for run in runs.values():
             time_round(run, calls=2)  # warm-up
             run["times"] = {p: [] for p in run["programs"]}

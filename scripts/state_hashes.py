@@ -89,8 +89,8 @@ def main(argv=None) -> None:
             if label == "line tiny":
                 emu = magan.load_emulator(folder / "emulator")
                 sim = line_simulator()
-                targets = sim.simulate(np.random.default_rng(5), np.tile(line.DEFAULT_TRUTH, (64, 1)),
-                                       LINE_SPACE)
+                targets = sim.simulate(np.random.default_rng(5),
+                                       np.tile(line.DEFAULT_TRUTH, (64, 1)), LINE_SPACE)
                 tiny = FIT_PRESETS["tiny"]
                 variants = {
                     "fit, no simulator": (tiny, {}),

@@ -76,7 +76,8 @@ class EmulatorNet(nn.Module):
 
     def context(self, x, cond):
         n, _, hh, ww = x.shape
-        return [x, coords(n, hh, ww, x.device), cond[:, :, None, None].expand(n, cond.shape[1], hh, ww)]
+        return [x, coords(n, hh, ww, x.device),
+                cond[:, :, None, None].expand(n, cond.shape[1], hh, ww)]
 
     def forward(self, cond, z, pix):
         n = cond.shape[0]
@@ -220,7 +221,8 @@ class PretrainStep:
         return loss
 
     def n_params(self):
-        return sum(p.numel() for p in self.e.parameters()), sum(p.numel() for p in self.s.parameters())
+        return (sum(p.numel() for p in self.e.parameters()),
+                sum(p.numel() for p in self.s.parameters()))
 
 
 def main():

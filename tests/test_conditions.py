@@ -166,7 +166,8 @@ def test_cli_sample_h5_and_fit_from_it(emulator, tmp_path, capsys):
 
 
 def blob_features(images, conditions):
-    """(N, 8, 8, 2) images, (N, 1) energies -> (N, 2): brightness over energy, r^2-weighted width."""
+    """(N, 8, 8, 2) images, (N, 1) energies -> (N, 2): brightness over energy, r^2-weighted
+    width."""
     import jax.numpy as jnp
 
     yy, xx = np.mgrid[:8, :8] - 3.5

@@ -13,7 +13,8 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     block = re.search(r"## Your own simulator.*?```python\n(.*?)```", text, re.S).group(1)
     assert block.count("\n") <= 20, "the README promises a short example"
     code = (block.replace('PRETRAIN_PRESETS["default"]', 'PRETRAIN_PRESETS["tiny"]')
-                 .replace("magan.fit(emulator, data,", 'magan.fit(emulator, data, magan.FIT_PRESETS["tiny"],'))
+                 .replace("magan.fit(emulator, data,",
+                          'magan.fit(emulator, data, magan.FIT_PRESETS["tiny"],'))
     assert code != block
     monkeypatch.chdir(tmp_path)
     scope: dict = {}

@@ -95,6 +95,7 @@ class FitResult:
         }
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{n}={m:.4g}+-{s:.2g}" for n, m, s in zip(self.names, self.mean, self.std))
+        body = ", ".join(f"{n}={m:.4g}+-{s:.2g}"
+                         for n, m, s in zip(self.names, self.mean, self.std))
         flagged = f"; warnings: {', '.join(self.warnings)}" if self.warnings else ""
         return f"FitResult({body}{flagged})"

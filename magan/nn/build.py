@@ -41,7 +41,8 @@ def _init_program(space_dim: int, image_shape: tuple, net_items: tuple, cond_dim
 
 def build_emulator_nets(space_dim: int, image_shape, net: dict, seed: int, cond_dim: int = 0,
                         init: bool = True):
-    """Create E and S from a network-size dict; returns (graphdef_E, params_E, graphdef_S, params_S).
+    """Create E and S from a network-size dict; returns (graphdef_E, params_E, graphdef_S,
+    params_S).
 
     E is conditioned on ``space_dim + cond_dim`` unit-cube values (parameters, then per-event
     conditions); S sees the ``cond_dim`` conditions beside its images and regresses the parameters.

@@ -4,7 +4,8 @@ The R1 penalty differentiates S's (and D's) input gradient once more with respec
 weights. For a stride-2 convolution, the input gradient is a transposed (base-dilated)
 convolution, and XLA derives the weight gradient of *that* as a convolution with a reversed,
 dilated kernel window, which XLA:CPU runs on a slow generic path (most of an R1 step's time on the
-line networks; docs/speed.md). :func:`strided_conv` computes the same values with its derivatives written out:
+line networks; docs/speed.md). :func:`strided_conv` computes the same values with its derivatives
+written out:
 
 * forward: ``lax.conv_general_dilated`` (as before);
 * input gradient: the transposed convolution XLA derives itself (fast);
@@ -101,7 +102,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, *, lhs_dilation=None
     dilation or groups go to :func:`strided_conv`, anything else to ``lax.conv_general_dilated``."""
     if (lhs.ndim != 4 or feature_group_count != 1 or precision is not None
             or any(v is not None for v in kwargs.values())  # preferred_element_type, out_sharding
-            or any(d != 1 for d in (lhs_dilation or ())) or any(d != 1 for d in (rhs_dilation or ()))
+            or any(d != 1 for d in (lhs_dilation or ()))
+            or any(d != 1 for d in (rhs_dilation or ()))
             or jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
             != jax.lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC)):
         return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation,

@@ -1,9 +1,9 @@
 """The four networks of the Model-Assisted GAN, in flax.nnx.
 
 * :class:`EmulatorNet` E: conditioning vector (parameters in the unit cube) + noise -> image.
-* :class:`SiameseNet` S: two images -> similarity logit, through one shared 2D-CNN branch; the branch
-  also carries an auxiliary head that regresses the parameters (as the auxiliary energy regression
-  of 3DGAN), which gives the emulator a direct signal about *where* its image must be.
+* :class:`SiameseNet` S: two images -> similarity logit, through one shared 2D-CNN branch; the
+  branch also carries an auxiliary head that regresses the parameters (as the auxiliary energy
+  regression of 3DGAN), which gives the emulator a direct signal about *where* its image must be.
 * :class:`ParameterGenerator` G: noise -> parameters in the unit cube, a 1D CNN.
 * :class:`Discriminator` D: image -> realness logit, a 2D CNN.
 
@@ -12,12 +12,12 @@ Every 2D network sees two coordinate channels (CoordConv, arXiv:1807.03247), whi
 feature the convolutions can read directly.
 
 How the layers are computed (same functions as the plain concatenate-and-convolve formulation, to
-float rounding; tests/nn/test_networks.py checks both ways): input channels that are the same for every
-image (coordinates, their Fourier features) are convolved once and broadcast, per-image constants
-(the conditioning vector) go through a matrix product, 1x1 convolutions are matrix products over the
-channel axis, and the stride-2 convolutions have their second derivatives written out
-(:mod:`magan.nn.convolution`). What this buys is measured by ``python scripts/networks_ab.py``
-(docs/speed.md).
+float rounding; tests/nn/test_networks.py checks both ways): input channels that are the same for
+every image (coordinates, their Fourier features) are convolved once and broadcast, per-image
+constants (the conditioning vector) go through a matrix product, 1x1 convolutions are matrix
+products over the channel axis, and the stride-2 convolutions have their second derivatives
+written out (:mod:`magan.nn.convolution`). What this buys is measured by
+``python scripts/networks_ab.py`` (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -106,7 +106,8 @@ class EmulatorNet(nnx.Module):
       noise_channels: also broadcast z as channels beside the conditioning at every stage, so
         every convolution can vary its output per image (not only through the dense input and
         FiLM); helps images whose global shape fluctuates from event to event (showers).
-    Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W, 1) -> (N, H, W, C).
+    Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W, 1)
+    -> (N, H, W, C).
     """
 
     def __init__(self, cond_dim: int, image_shape, *, noise_dim: int = 16, width: int = 16,
@@ -228,7 +229,8 @@ class ImageEncoder(nnx.Module):
 class SiameseNet(nnx.Module):
     """S(a, b): one shared :class:`ImageEncoder` branch applied to both images.
 
-    ``pair_logit(a, b)`` is symmetric in (a, b): the head reads ``|f(a) - f(b)|`` and ``f(a) * f(b)``.
+    ``pair_logit(a, b)`` is symmetric in (a, b): the head reads ``|f(a) - f(b)|`` and
+    ``f(a) * f(b)``.
     ``regress(x)`` maps one image to parameters in the unit cube (auxiliary head), shape (N, P).
     With ``cond_dim`` K > 0 every call also takes the per-event conditions (N, K) (unit cube); both
     images of a pair share them.

@@ -51,8 +51,10 @@ def draw_training_batch(simulator: Simulator, space: ParameterSpace, rng: np.ran
         params = space.from_unit(unit[:, :space.dim])
         cond = None if conditions is None else conditions.from_unit(unit[:, space.dim:])
         sub_c = None if cond is None else cond[bad]
-        x1[bad] = simulator.simulate(rng, params[bad], space, conditions=sub_c, allow_nonfinite=True)
-        x2[bad] = simulator.simulate(rng, params[bad], space, conditions=sub_c, allow_nonfinite=True)
+        x1[bad] = simulator.simulate(rng, params[bad], space, conditions=sub_c,
+                                     allow_nonfinite=True)
+        x2[bad] = simulator.simulate(rng, params[bad], space, conditions=sub_c,
+                                     allow_nonfinite=True)
     cond32 = np.zeros((n, 0), np.float32) if cond is None else cond.astype(np.float32)
     return (unit.astype(np.float32), cond32, np.asarray(transform.forward(x1, cond), np.float32),
             np.asarray(transform.forward(x2, cond), np.float32))

@@ -12,7 +12,8 @@ parameters; E learns to make its pairs indistinguishable. Two stabilisers, measu
   the parameters it was given. This tells E where its structure must be, not only that it is wrong.
 
 E's weights are averaged (EMA) for sampling. Host simulators run in a background thread
-(:class:`~magan.pretraining.feeding.SimulationFeeder`) so the device trains while the next batches are simulated.
+(:class:`~magan.pretraining.feeding.SimulationFeeder`) so the device trains while the next batches
+are simulated.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ from magan.transforms import IdentityTransform, ImageTransform
 __all__ = ["train_emulator"]
 
 
-def train_emulator(simulator: Simulator, space: ParameterSpace, config: PretrainConfig | None = None,
+def train_emulator(simulator: Simulator, space: ParameterSpace,
+                   config: PretrainConfig | None = None,
                    *, seed: int = 0, workdir=None, progress: bool | None = None,
                    transform: ImageTransform | None = None, features=None,
                    devices=None) -> Emulator:
@@ -76,8 +78,8 @@ def train_emulator(simulator: Simulator, space: ParameterSpace, config: Pretrain
         ``workdir/pretrain_metrics.csv``.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
       devices: the devices the batch is split over (data parallel, parameters replicated;
-        default every device of every process, see :mod:`magan.runtime.parallel`). ``batch_size`` must
-        be a multiple of their number.
+        default every device of every process, see :mod:`magan.runtime.parallel`). ``batch_size``
+        must be a multiple of their number.
     Returns:
       The trained :class:`~magan.Emulator`; ``emulator.info["pretrain"]`` holds the metric history
       and timings.
@@ -173,7 +175,8 @@ def _checked_inputs(simulator, space, config, transform):
         raise TypeError(f"space must be a magan.ParameterSpace, got {type(space).__name__}.")
     transform = transform or IdentityTransform()
     if not isinstance(transform, ImageTransform):
-        raise TypeError(f"transform must be a magan ImageTransform, got {type(transform).__name__}.")
+        raise TypeError(f"transform must be a magan ImageTransform, got "
+                        f"{type(transform).__name__}.")
     return cfg, transform
 
 

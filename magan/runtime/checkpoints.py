@@ -77,7 +77,8 @@ class RunCheckpoints:
                              "start afresh.") from None
         old = record.get("settings", {})
         if old != self.settings:
-            diff = sorted(k for k in set(old) | set(self.settings) if old.get(k) != self.settings.get(k))
+            diff = sorted(k for k in set(old) | set(self.settings)
+                          if old.get(k) != self.settings.get(k))
             detail = []
             for k in diff:
                 a, b = old.get(k), self.settings.get(k)

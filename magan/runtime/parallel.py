@@ -4,8 +4,8 @@ Pre-training is data parallel: a :class:`jax.sharding.Mesh` with one axis ``"dat
 device of every process; each step's batch is split along ``"data"`` and the parameters and
 optimiser states are replicated. The step itself is the same jitted function as on one device;
 XLA's SPMD partitioner inserts the gradient all-reduce. So a run's result does not depend on the
-device count beyond floating-point summation order (tests/runtime/test_parallel.py checks 4 forced CPU
-devices against 1).
+device count beyond floating-point summation order (tests/runtime/test_parallel.py checks 4 forced
+CPU devices against 1).
 
 Several hosts: call :func:`initialize` first (``magan`` commands do). It runs
 ``jax.distributed.initialize()`` when the environment describes a multi-process job (Slurm with
@@ -55,8 +55,8 @@ def initialize() -> bool:
 
     ``JAX_COORDINATOR_ADDRESS`` (host:port of process 0), ``JAX_NUM_PROCESSES`` and
     ``JAX_PROCESS_ID`` describe the job by hand (JAX itself reads only the first); under Slurm
-    (more than one task) JAX detects all three. tests/runtime/test_parallel.py starts two processes on
-    this machine this way.
+    (more than one task) JAX detects all three. tests/runtime/test_parallel.py starts two processes
+    on this machine this way.
     """
     global _initialized
     if _initialized or not _multi_process_env():

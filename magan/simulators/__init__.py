@@ -1,7 +1,9 @@
 """Simulator adapters: how magan calls a user's black box.
 
-* :mod:`~magan.simulators.base`: the :class:`Simulator` interface, :class:`SimulatorError`, output checks;
-* :mod:`~magan.simulators.function`: :class:`FunctionSimulator` (NumPy, host) and :class:`JaxSimulator` (traceable);
+* :mod:`~magan.simulators.base`: the :class:`Simulator` interface, :class:`SimulatorError`, output
+  checks;
+* :mod:`~magan.simulators.function`: :class:`FunctionSimulator` (NumPy, host) and
+  :class:`JaxSimulator` (traceable);
 * :mod:`~magan.simulators.bank`: :class:`BankSimulator` (offline simulations in HDF5/npz);
 * :mod:`~magan.simulators.command`: :class:`CommandSimulator` (an external program).
 """

@@ -91,8 +91,8 @@ class BankSimulator(Simulator):
 
     # ----------------------------------------------------------------- training pairs
     def training_batch(self, rng: np.random.Generator, space, n: int, transform):
-        """``(unit, cond, x1, x2)`` like :func:`magan.pretraining.feeding.draw_training_batch`: ``n``
-        random usable points, two different images of each."""
+        """``(unit, cond, x1, x2)`` like :func:`magan.pretraining.feeding.draw_training_batch`:
+        ``n`` random usable points, two different images of each."""
         if space != self.space:
             raise ValueError(f"The bank was made over {self.space!r}, not {space!r}.")
         g = self._usable[rng.integers(0, self._usable.size, n)]

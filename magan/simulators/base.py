@@ -27,7 +27,8 @@ def _image_shape(image_shape: Sequence[int]) -> tuple[int, int, int]:
         shape = shape + (1,)
     if len(shape) != 3 or min(shape) < 1:
         raise ValueError(
-            f"image_shape must be (H, W) or (H, W, C) with positive sizes, got {tuple(image_shape)}."
+            f"image_shape must be (H, W) or (H, W, C) with positive sizes, got "
+            f"{tuple(image_shape)}."
         )
     if min(shape[:2]) < 4:
         raise ValueError(f"image_shape {shape}: H and W must be at least 4 pixels.")

@@ -95,8 +95,8 @@ class CommandSimulator(Simulator):
                                      f"{proc.returncode} {where}. Its stderr ends with:\n{tail}")
             if not files["out"].exists():
                 raise SimulatorError(f"{self.name}: `{' '.join(argv)}` exited normally but wrote "
-                                     f"no {{out}} file ({files['out']}); it must np.save the images "
-                                     "there.")
+                                     f"no {{out}} file ({files['out']}); it must np.save the "
+                                     "images there.")
             try:
                 images = np.load(files["out"], allow_pickle=False)
             except ValueError as err:

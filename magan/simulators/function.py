@@ -32,9 +32,10 @@ class FunctionSimulator(Simulator):
     """Wrap a host (NumPy) simulator.
 
     Args:
-      fn: ``fn(rng: numpy.random.Generator, params: ndarray[N, P]) -> ndarray[N, H, W, C]``, params in
-        physical units (``fn(rng, params, conditions)`` with conditions (N, K) when ``conditions``
-        is given). It must draw all its randomness from ``rng`` for runs to be reproducible.
+      fn: ``fn(rng: numpy.random.Generator, params: ndarray[N, P]) -> ndarray[N, H, W, C]``, params
+        in physical units (``fn(rng, params, conditions)`` with conditions (N, K) when
+        ``conditions`` is given). It must draw all its randomness from ``rng`` for runs to be
+        reproducible.
       image_shape: (H, W) or (H, W, C) of one image.
       name: used in error messages and run summaries.
       conditions: a :class:`~magan.ConditionSpace` of per-event conditions, or ``None``.

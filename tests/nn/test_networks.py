@@ -133,8 +133,8 @@ def _plain_emulator(e, cond, z, pixel_noise):
                          [((28, 28, 1), 0, False), ((12, 12, 5), 2, True), ((13, 9, 2), 1, False)])
 def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
     """The restructured layers (constant channels convolved once, 1x1 convolutions as products,
-    stride-2 convolutions with written-out derivatives) compute the concatenate-and-convolve networks, values and
-    the R1 penalty's second derivatives."""
+    stride-2 convolutions with written-out derivatives) compute the concatenate-and-convolve
+    networks, values and the R1 penalty's second derivatives."""
     k = jax.random.split(jax.random.key(3), 4)
     n = 5
     x = jax.random.normal(k[0], (n, *shape))

@@ -21,8 +21,8 @@ def nan_for_steep_lines(rng, params):
 
 def test_simulator_nan_stops_by_default_and_can_be_dropped_and_counted():
     sim = FunctionSimulator(nan_for_steep_lines, IMAGE_SHAPE, name="flaky")
-    with pytest.raises(SimulatorError, match=r"flaky returned NaN or inf in image \d+ of the batch, "
-                                             r"made at parameters m=0\.[3-5]"):
+    with pytest.raises(SimulatorError, match=r"flaky returned NaN or inf in image \d+ of the "
+                                             r"batch, made at parameters m=0\.[3-5]"):
         train_emulator(sim, LINE_SPACE, TINY, progress=False)
     with pytest.warns(UserWarning, match=r"\d+ simulations returned NaN or inf and were replaced"):
         emu = train_emulator(sim, LINE_SPACE, replace(TINY, on_nonfinite="drop"), progress=False)

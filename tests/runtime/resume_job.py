@@ -1,4 +1,5 @@
-"""A small pre-training run for tests/runtime/test_checkpoints.py: python tests/runtime/resume_job.py WORKDIR.
+"""A small pre-training run for tests/runtime/test_checkpoints.py:
+python tests/runtime/resume_job.py WORKDIR.
 
 The simulator sleeps a little per call so that the test can kill the run part-way."""
 

@@ -126,8 +126,9 @@ WORKER = textwrap.dedent("""
 
 def test_two_processes_train_one_emulator(tmp_path):
     """The multi-host path on one machine: two processes (2 forced CPU devices each) joined by
-    jax.distributed through magan.runtime.parallel.initialize, each simulating half of every batch; they
-    end with the same replicated parameters, and the run's checkpoints and emulator are written."""
+    jax.distributed through magan.runtime.parallel.initialize, each simulating half of every batch;
+    they end with the same replicated parameters, and the run's checkpoints and emulator are
+    written."""
     import socket
 
     with socket.socket() as s:

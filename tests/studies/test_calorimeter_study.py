@@ -1,4 +1,5 @@
-"""The calorimeter study end to end with the tiny preset, through the CLI, plus its fast-sim output."""
+"""The calorimeter study end to end with the tiny preset, through the CLI, plus its fast-sim
+output."""
 
 import json
 
