@@ -5,8 +5,6 @@ figures, and read ``--train-from``."""
 from __future__ import annotations
 
 import dataclasses
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import numpy as np
 from magan.emulator import Emulator, load_emulator
 from magan.runtime.io import atomic_write_json
 from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
+from magan.runtime.progress import Clock
 
 __all__ = ["Clock", "emulator_for_run", "fit_fields", "pick_preset", "plot_fit_result",
            "plot_samples", "plot_training", "reuse_emulator", "start_run", "summary_head",
@@ -36,25 +35,6 @@ def start_run(study: str, preset, cfg, out, seed: int) -> Path:
                                             "preset": preset if isinstance(preset, str) else None,
                                             **dataclasses.asdict(cfg)})
     return out
-
-
-class Clock:
-    """Wall-clock seconds of a run's stages: ``timings[name]`` for each :meth:`stage`, and
-    ``timings["total_s"]`` from the clock's creation to :meth:`stop`."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def stage(self, name: str):
-        """Time the ``with`` block as ``timings[name]`` (seconds; not recorded if it raises)."""
-        t = time.perf_counter()
-        yield
-        self.timings[name] = time.perf_counter() - t
-
-    def stop(self) -> None:
-        self.timings["total_s"] = time.perf_counter() - self.start
 
 
 def reuse_emulator(emulator, out: Path, study: str, space, conditions=None) -> Emulator:

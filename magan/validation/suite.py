@@ -20,13 +20,13 @@ from __future__ import annotations
 import dataclasses
 import textwrap
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from magan.config import FitConfig
+from magan.runtime.progress import Clock
 from magan.validation.checks import (
     check_calibration,
     check_classifier,
@@ -126,19 +126,6 @@ def _check_pair(emulator, simulator) -> None:
                          f"emulator {emulator.image_shape}; they do not belong together.")
 
 
-class _Stopwatch:
-    """``with clock(name):`` adds the block's wall time (s) to ``clock.timings[name]``."""
-
-    def __init__(self):
-        self.timings: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, name: str):
-        start = time.perf_counter()
-        yield
-        self.timings[name] = time.perf_counter() - start
-
-
 def _axis_names(emulator) -> list:
     """The parameter names, then the condition names (if any)."""
     cs = emulator.conditions
@@ -178,31 +165,31 @@ def validate(emulator, simulator, *, out, features=None, feature_names=None, con
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     s = draw(emulator, simulator, np.random.default_rng([seed, 1001]), cfg.n_samples)
-    checks, clock = {}, _Stopwatch()
-    with clock("distributions"):
+    checks, clock = {}, Clock()
+    with clock.stage("distributions"):
         checks["distributions"], hists = check_distributions(
             s, features=features, feature_names=feature_names, voxel_transform=voxel_transform,
             bins=cfg.bins)
-    with clock("constraints"):
+    with clock.stage("constraints"):
         checks["constraints"] = check_constraints(constraints, s)
-    with clock("feature_network"):
+    with clock.stage("feature_network"):
         fnet = train_feature_network(simulator, emulator.space, transform=emulator.transform,
                                      steps=cfg.feature_steps, seed=seed, progress=progress)
         g1, g2, ge = (fnet.embed(x, s.cond) for x in (s.t1, s.t2, s.e))
-    with clock("learned_features"):
+    with clock.stage("learned_features"):
         checks["learned_features"] = {**check_learned_features(g1, g2, ge, seed),
                                       "feature_network": fnet.info}
-    with clock("classifier"):
+    with clock.stage("classifier"):
         checks["classifier"] = check_classifier(emulator, s, steps=cfg.classifier_steps,
                                                 seed=seed, progress=progress)
-    with clock("memorisation"):
+    with clock.stage("memorisation"):
         checks["memorisation"] = check_memorisation(emulator, simulator, cfg.memorisation_n, seed)
-    with clock("coverage"):
+    with clock.stage("coverage"):
         var = variety(emulator, simulator, np.random.default_rng([seed, 1002]),
                       n_points=cfg.variety_points, per_point=cfg.variety_per_point,
                       features=features, feature_names=feature_names, embed=fnet.embed)
         checks["coverage"] = check_coverage(g1, g2, ge, var, cfg.prdc_k)
-    with clock("calibration"):
+    with clock.stage("calibration"):
         checks["calibration"] = check_calibration(
             emulator, simulator,
             n_truths=20 if cfg.calibration_truths is None else cfg.calibration_truths,
