@@ -154,7 +154,17 @@ def _print_study_summary(summary: dict, out: str) -> None:
               + f"; mean response off by {100 * summary['physics_worst_response_rel_diff']:.2f} %")
     print(f"closure mean-image distance {summary['closure']['fit']['mean_image_rel']:.4f} "
           f"(floor {summary['closure']['floor']['mean_image_rel']:.4f})")
+    _print_diagnostics(summary.get("diagnostics", []))
     print(f"total {summary['timings_s']['total_s']:.0f} s; results in {out}/")
+
+
+def _print_diagnostics(diagnostics: list[dict]) -> None:
+    """One line per diagnostic that warns (what to distrust and why), or that none does."""
+    warned = [d for d in diagnostics if d["status"] == "warn"]
+    if diagnostics and not warned:
+        print(f"diagnostics: all {len(diagnostics)} checks passed")
+    for d in warned:
+        print(f"WARNING [{d['name']}] {d['message']}")
 
 
 def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
@@ -196,6 +206,7 @@ def _cmd_fit(args) -> int:
              bounds=(emu.space.low, emu.space.high))
     summary = result.to_dict()
     print(json.dumps({"mean": summary["mean"], "std": summary["std"]}, indent=2))
+    _print_diagnostics(summary["diagnostics"])
     return 0
 
 

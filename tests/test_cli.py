@@ -54,6 +54,10 @@ def test_study_line_writes_a_complete_run_folder(tiny_run):
                           atol=1e-6 * max(1.0, abs(s["fit_mean"][n])))
     assert np.isfinite(s["closure"]["fit"]["mean_image_rel"])
     assert (tiny_run / "losses.png").read_bytes()[:4] == b"\x89PNG"
+    # the fit's diagnostics, the closure check among them, are in the summary
+    names = [d["name"] for d in s["diagnostics"]]
+    assert names[-1] == "closure" and "replicas_agree" in names
+    assert s["warnings"] == [d["name"] for d in s["diagnostics"] if d["status"] == "warn"]
 
 
 def test_sample_and_fit_commands(tiny_run, tmp_path, capsys):
@@ -67,6 +71,10 @@ def test_sample_and_fit_commands(tiny_run, tmp_path, capsys):
                  "--preset", "tiny", "--quiet"]) == 0
     res = json.loads((tmp_path / "fit" / "fit.json").read_text())
     assert set(res["mean"]) == {"m", "c", "x0", "xsteps"}
+    # no simulator in `magan fit`: its uncertainty is called statistical, under the result
+    printed = capsys.readouterr().out
+    assert "WARNING [uncertainty_is_statistical]" in printed
+    assert "uncertainty_is_statistical" in [d["name"] for d in res["diagnostics"]]
     assert (tmp_path / "fit" / "fit.png").exists()
 
 

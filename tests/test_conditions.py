@@ -194,7 +194,7 @@ def test_fit_feature_matching(emulator):
     np.testing.assert_allclose(res.mean, res.raw_mean - res.bias, rtol=1e-6)
     with pytest.raises(ValueError, match="needs the features"):
         magan.fit(emulator, targets, cfg, target_conditions=cond)
-    with pytest.raises(ValueError, match="bias_reference must be 'start' or 'fit'"):
+    with pytest.raises(ValueError, match="bias_reference must be 'start', 'fit' or 'around'"):
         magan.config.replace(cfg, bias_reference="truth")
 
 

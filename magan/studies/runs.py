@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from magan.emulator import Emulator, load_emulator
+from magan.fitting.diagnostics import closure_diagnostic, warn_about
 from magan.runtime.io import atomic_write_json
 from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
 from magan.runtime.progress import Clock
 
-__all__ = ["Clock", "emulator_for_run", "fit_fields", "pick_preset", "plot_fit_result",
-           "plot_samples", "plot_training", "reuse_emulator", "start_run", "summary_head",
-           "summary_tail", "training_source"]
+__all__ = ["Clock", "emulator_for_run", "fit_fields", "judge_closure", "pick_preset",
+           "plot_fit_result", "plot_samples", "plot_training", "reuse_emulator", "start_run",
+           "summary_head", "summary_tail", "training_source"]
 
 
 def pick_preset(presets: dict, name: str, study: str):
@@ -91,17 +92,31 @@ def fit_fields(space, truth, result, *, raw_errors: bool = False) -> dict:
     if raw_errors:
         fields["raw_error_pct_of_range"] = _named(space, _pct(space, result.raw_mean, truth))
     fields["bias_correction"] = None if result.bias is None else _named(space, result.bias)
-    fields["bias_reference_at"] = (None if result.reference_at is None else
-                                   _named(space, result.reference_at))
+    at = result.reference_at
+    fields["bias_reference_at"] = (None if at is None else [_named(space, a) for a in at]
+                                   if np.ndim(at) == 2 else _named(space, at))
+    if result.syst_std is not None:  # bias_reference="around": the std's two parts
+        fields["fit_stat_std"] = _named(space, result.stat_std)
+        fields["fit_syst_std"] = _named(space, result.syst_std)
     fields["start"] = _named(space, result.start)
     fields["start_error_pct_of_range"] = _named(space, _pct(space, result.start, truth))
     return fields
 
 
+def judge_closure(result, closure: dict) -> None:
+    """Add the closure check to the fit's diagnostics (a ``FitWarning`` when it fails)."""
+    diagnostic = closure_diagnostic(closure)
+    result.diagnostics.append(diagnostic)
+    warn_about([diagnostic], stacklevel=2)
+
+
 def summary_tail(clock: Clock, emu: Emulator, result) -> dict:
-    """The summary's last fields: the run's stage timings (the clock's own dict, so ``total_s``
-    lands there at :meth:`Clock.stop`), pre-training's and the fit's own timings."""
-    return {"timings_s": clock.timings,
+    """The summary's last fields: the fit's diagnostics (the names of those that warn, and all
+    of them), the run's stage timings (the clock's own dict, so ``total_s`` lands there at
+    :meth:`Clock.stop`), pre-training's and the fit's own timings."""
+    return {"warnings": result.warnings,
+            "diagnostics": [d.to_dict() for d in result.diagnostics],
+            "timings_s": clock.timings,
             "pretrain_timing": emu.info.get("pretrain", {}).get("timing"),
             "fit_timing": result.timing}
 
