@@ -94,6 +94,7 @@ def test_cli_errors_are_one_clear_line(tiny_run, tmp_path, capsys):
     assert "expected shape (N, 28, 28, 1)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_validate_writes_a_report_and_fails_an_untrained_emulator(tiny_run, tmp_path, capsys):
     out = tmp_path / "val"
     assert main(["validate", "--emulator", str(tiny_run / "emulator"), "--out", str(out),

@@ -4,10 +4,12 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+@pytest.mark.slow
 def test_readme_example_runs(tmp_path, monkeypatch):
     text = README.read_text()
     block = re.search(r"## Your own simulator.*?```python\n(.*?)```", text, re.S).group(1)

@@ -29,6 +29,7 @@ def _steps(workdir):
     return sorted(int(p.name) for p in d.iterdir() if p.name.isdigit()) if d.exists() else []
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     ref = _run(tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-2000:]

@@ -73,6 +73,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_four_forced_cpu_devices_match_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
                JAX_PLATFORMS="cpu", MAGAN_QUIET="1")
@@ -124,6 +125,7 @@ WORKER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_emulator(tmp_path):
     """The multi-host path on one machine: two processes (2 forced CPU devices each) joined by
     jax.distributed through magan.runtime.parallel.initialize, each simulating half of every batch;

@@ -5,11 +5,13 @@ import json
 
 import h5py
 import numpy as np
+import pytest
 
 from magan.cli import main
 from magan.studies.calorimeter.simulator import IMAGE_SHAPE
 
 
+@pytest.mark.slow
 def test_tiny_calorimeter_study_writes_a_complete_run(tmp_path, capsys):
     out = tmp_path / "calo"
     assert main(["study", "calorimeter", "--preset", "tiny", "--out", str(out), "--quiet"]) == 0
