@@ -42,10 +42,13 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         new = self.moved[spec.name]
         warnings.warn(f"{spec.name} moved to {new}; the old path will be removed in the next "
                       "release.", DeprecationWarning, stacklevel=2)
-        return importlib.import_module(new)
+        module = importlib.import_module(new)
+        self.specs = {**getattr(self, "specs", {}), new: module.__spec__}
+        return module
 
     def exec_module(self, module):
-        pass
+        # the import system has stamped the old name's spec on the module: give it back its own
+        module.__spec__ = self.specs[module.__name__]
 
 
 def alias_moved_modules(moved: dict[str, str]) -> None:

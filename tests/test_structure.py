@@ -69,6 +69,7 @@ def test_old_module_paths_still_import_with_a_warning():
     with pytest.warns(DeprecationWarning, match="magan.networks moved to magan.nn.models"):
         old = importlib.import_module("magan.networks")
     assert old is importlib.import_module("magan.nn.models")
+    assert old.__spec__.name == "magan.nn.models"  # its own spec, not the old name's
     from magan.io import atomic_write_json  # noqa: F401 - importable from the old path
 
 
