@@ -78,12 +78,22 @@ class ParameterSpace:
                     f"{self.kind} {name!r}: bounds must be (low, high), (low, high, unit) or "
                     f"(low, high, unit, scale), got {spec!r}."
                 )
-            low, high = float(spec[0]), float(spec[1])
+            try:
+                low, high = float(spec[0]), float(spec[1])
+            except (TypeError, ValueError):
+                raise ValueError(f"{self.kind} {name!r}: bounds must be numbers, got low="
+                                 f"{spec[0]!r}, high={spec[1]!r}.") from None
             unit = str(spec[2]) if len(spec) >= 3 else ""
             scale = str(spec[3]) if len(spec) == 4 else "linear"
             if not (math.isfinite(low) and math.isfinite(high)) or not low < high:
                 raise ValueError(
                     f"{self.kind} {name!r}: need finite low < high, got low={low}, high={high}."
+                )
+            if not math.isfinite(high - low) or (high - low) <= 1e-12 * max(abs(low), abs(high)):
+                raise ValueError(
+                    f"{self.kind} {name!r}: the range [{low:g}, {high:g}] cannot be mapped to the "
+                    "unit cube in float64 (too wide or too narrow for its magnitude); rescale "
+                    "the parameter (another unit) so that its range is a sensible number."
                 )
             if scale not in SCALES:
                 raise ValueError(f"{self.kind} {name!r}: scale {scale!r} is not one of {SCALES}.")

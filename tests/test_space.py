@@ -68,3 +68,14 @@ def test_parse_and_format():
 
 def test_dict_round_trip():
     assert ParameterSpace.from_dict(SPACE.to_dict()) == SPACE
+
+
+@pytest.mark.parametrize("bounds, message", [
+    ({"a": ("zero", 1.0)}, r"Parameter 'a': bounds must be numbers, got low='zero'"),
+    ({"a": (None, 1.0)}, r"Parameter 'a': bounds must be numbers"),
+    ({"a": (-1.7e308, 1.7e308)}, r"Parameter 'a': the range .* cannot be mapped"),
+    ({"a": (1e20, 1e20 + 1e4)}, r"Parameter 'a': the range .* cannot be mapped"),
+])
+def test_bounds_that_cannot_be_mapped_are_refused_by_name(bounds, message):
+    with pytest.raises(ValueError, match=message):
+        ParameterSpace(bounds)
