@@ -32,6 +32,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def __init__(self, moved: dict[str, str]):
         self.moved = moved
+        self.specs: dict = {}  # new module name -> its own spec, restored by exec_module
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname in self.moved:
@@ -43,7 +44,7 @@ class _Alias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         warnings.warn(f"{spec.name} moved to {new}; the old path will be removed in the next "
                       "release.", DeprecationWarning, stacklevel=2)
         module = importlib.import_module(new)
-        self.specs = {**getattr(self, "specs", {}), new: module.__spec__}
+        self.specs.setdefault(new, module.__spec__)
         return module
 
     def exec_module(self, module):

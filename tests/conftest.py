@@ -1,6 +1,8 @@
 import os
 import tempfile
 
+import pytest
+
 os.environ.setdefault("MAGAN_QUIET", "1")  # no progress bars in test logs
 
 # One persistent XLA compilation cache for the whole session (and the subprocesses it starts,
@@ -11,7 +13,6 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
