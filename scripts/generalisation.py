@@ -1,0 +1,187 @@
+"""Generalisation benchmark: do fits work on simulators unlike the built-in studies?
+
+For each benchmark simulator of :mod:`magan.benchmarks` (a Gaussian random field, a sparse Poisson
+hit display, a mixture of round blobs and streaks) this pre-trains one emulator with the named
+preset, saved in OUT/<name>/emulator and reused when already there, so several fit settings can
+be compared on the same emulators. At each of the benchmark's five truth points it simulates
+--n-targets target images (seeded per simulator and truth) and fits them (a) without the
+simulator ("nosim") and (b) with it ("sim": bias correction on a simulated reference set), with
+the preset's FitConfig plus the --fit-set overrides, the same for every simulator. It prints a
+table per simulator (truth, fitted mean, error and reported std in % of the range, pull =
+error/std, the names of the fit's warnings, seconds per fit) and a summary per simulator and mode.
+
+Results go to OUT/<name>/<label>.json, rewritten after every truth; a rerun with the same
+settings skips the fits already there (an interrupted run resumes), a rerun with other settings
+under the same label is refused.
+
+    python scripts/generalisation.py --preset tiny --n-targets 200 --truths 0   # smoke, minutes
+    python scripts/generalisation.py                                            # default preset
+    python scripts/generalisation.py --fit-set "bias_reference=around" --label around
+    python scripts/generalisation.py --simulators poisson_hits --modes sim --truths 3,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+import magan
+from magan.benchmarks import BENCHMARKS
+from magan.config import replace_from_text
+from magan.runtime.io import atomic_write_json
+
+MODES = ("nosim", "sim")
+
+
+def _parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--preset", default="default", help="pretrain and fit preset (tiny|default|..)")
+    ap.add_argument("--n-targets", type=int, default=1000, help="target images per truth")
+    ap.add_argument("--simulators", default=",".join(BENCHMARKS),
+                    help=f"comma-separated, from {','.join(BENCHMARKS)}")
+    ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices (0-4)")
+    ap.add_argument("--modes", default=",".join(MODES), help="nosim, sim or both")
+    ap.add_argument("--fit-set", default="", help='FitConfig overrides, "name=value,..."')
+    ap.add_argument("--label", default="results", help="results file OUT/<name>/<label>.json")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="runs/generalisation")
+    return ap.parse_args()
+
+
+def _choices(text: str, allowed, what: str, kind=str) -> list:
+    picked = [kind(s.strip()) for s in text.split(",") if s.strip()]
+    bad = [p for p in picked if p not in allowed]
+    if bad or not picked:
+        raise SystemExit(f"--{what} {text!r}: {bad or 'nothing'} not among {list(allowed)}.")
+    return picked
+
+
+def _emulator(bench, cfg, folder: Path, preset: str, seed: int):
+    """Load OUT/<name>/emulator when there (made with the same preset and seed), else train it."""
+    path, stamp = folder / "emulator", folder / "emulator_settings.json"
+    settings = {"preset": preset, "seed": seed}
+    if (path / "emulator.json").exists():
+        if stamp.exists() and json.loads(stamp.read_text()) != settings:
+            raise SystemExit(f"{path} was trained with {stamp.read_text().strip()}, not "
+                             f"{settings}; pass another --out (or delete the folder).")
+        print(f"{bench.name}: reusing the emulator in {path}", flush=True)
+        return magan.load_emulator(path)
+    t0 = time.perf_counter()
+    emu = magan.train_emulator(bench.simulator(), bench.space, cfg, seed=seed, workdir=folder)
+    atomic_write_json(stamp, settings)
+    print(f"{bench.name}: pre-trained in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+    return emu
+
+
+def _fit_row(emu, bench, targets, cfg, mode: str, seed: int, truth) -> dict:
+    """One fit and its numbers, in % of each parameter's range."""
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:  # the table names them instead
+        warnings.simplefilter("always")
+        r = magan.fit(emu, targets, cfg, seed=seed, progress=False,
+                      simulator=bench.simulator() if mode == "sim" else None)
+    fit_s = time.perf_counter() - t0
+    width = bench.space.width
+    err, std = (r.mean - truth) / width * 100, r.std / width * 100
+    other = sorted({type(w.message).__name__ for w in caught
+                    if type(w.message).__name__ != "FitWarning"})
+    return {"mean": r.mean.tolist(), "std": r.std.tolist(), "error_pct": err.tolist(),
+            "std_pct": std.tolist(),
+            "pull": np.divide(err, std, out=np.full_like(err, np.inf), where=std > 0).tolist(),
+            "warnings": r.warnings + [f"!{c}" for c in other], "fit_s": fit_s,
+            "diagnostics": [d.to_dict() for d in r.diagnostics]}
+
+
+def _load_results(path: Path, settings: dict) -> dict:
+    if not path.exists():
+        return {"settings": settings, "rows": {}}
+    saved = json.loads(path.read_text())
+    if saved.get("settings") != settings:
+        old = saved.get("settings", {})
+        diff = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
+        raise SystemExit(f"{path} holds results made with other settings (differing: {diff}); "
+                         "pass another --label, or delete the file to start over.")
+    return saved
+
+
+def _run_benchmark(bench, args, fit_cfg, modes, truths) -> dict:
+    folder = Path(args.out) / bench.name
+    emu = _emulator(bench, magan.PRETRAIN_PRESETS[args.preset], folder, args.preset, args.seed)
+    settings = {"preset": args.preset, "n_targets": args.n_targets, "seed": args.seed,
+                "fit_config": dataclasses.asdict(fit_cfg), "truths": bench.truths.tolist()}
+    path = folder / f"{args.label}.json"
+    results = _load_results(path, settings)
+    sim = bench.simulator()
+    for k in truths:
+        todo = [m for m in modes if f"{k}/{m}" not in results["rows"]]
+        if not todo:
+            continue
+        truth = bench.truths[k]
+        rng = np.random.default_rng([args.seed, zlib.crc32(bench.name.encode()), k])
+        targets = sim.simulate(rng, np.tile(truth, (args.n_targets, 1)), bench.space)
+        for mode in todo:
+            row = _fit_row(emu, bench, targets, fit_cfg, mode, args.seed + k, truth)
+            results["rows"][f"{k}/{mode}"] = row
+            print(f"{bench.name} truth {k} {mode}: {row['fit_s']:.0f} s", flush=True)
+        atomic_write_json(path, results)
+    return results
+
+
+def _print_table(bench, results, modes, truths) -> None:
+    print(f"\n{bench.name}: {bench.description}")
+    print("| truth | mode | parameter | truth value | fit mean | error % | std % | pull "
+          "| warnings | fit s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for k in truths:
+        for mode in modes:
+            row = results["rows"][f"{k}/{mode}"]
+            for j, name in enumerate(bench.space.names):
+                head = [str(k), mode] if j == 0 else ["", ""]
+                tail = [", ".join(row["warnings"]) or "-", f"{row['fit_s']:.0f}"] if j == 0 \
+                    else ["", ""]
+                cells = head + [name, f"{bench.truths[k][j]:.4g}", f"{row['mean'][j]:.4g}",
+                                f"{row['error_pct'][j]:+.2f}", f"{row['std_pct'][j]:.2f}",
+                                f"{row['pull'][j]:+.2f}"] + tail
+                print("| " + " | ".join(cells) + " |")
+
+
+def _summary_row(bench, results, mode, truths) -> str:
+    rows = [results["rows"][f"{k}/{mode}"] for k in truths]
+    err = np.array([r["error_pct"] for r in rows])
+    pull = np.array([r["pull"] for r in rows])
+    rms = np.sqrt((pull ** 2).mean(axis=0))
+    per_param = ", ".join(f"{n} {v:.2f}" for n, v in zip(bench.space.names, rms))
+    return (f"| {bench.name} | {mode} | {len(rows)} | {np.abs(err).max():.2f} | {per_param} | "
+            f"{(np.abs(pull) < 2).mean():.2f} | {np.mean([r['fit_s'] for r in rows]):.0f} |")
+
+
+def main():
+    args = _parse_args()
+    names = _choices(args.simulators, BENCHMARKS, "simulators")
+    truths = _choices(args.truths, range(5), "truths", int)
+    modes = _choices(args.modes, MODES, "modes")
+    fit_cfg = replace_from_text(magan.FIT_PRESETS[args.preset], args.fit_set)
+    done = {}
+    for name in names:
+        bench = BENCHMARKS[name]
+        done[name] = _run_benchmark(bench, args, fit_cfg, modes, truths)
+        _print_table(bench, done[name], modes, truths)
+    print(f"\nsummary: preset {args.preset}, {args.n_targets} targets per truth, truths "
+          f"{','.join(map(str, truths))}, fit overrides {args.fit_set or '-'}")
+    print("| simulator | mode | fits | max abs error % | rms pull per parameter | frac |pull|<2 "
+          "| mean fit s |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        for mode in modes:
+            print(_summary_row(BENCHMARKS[name], done[name], mode, truths))
+
+
+if __name__ == "__main__":
+    main()
