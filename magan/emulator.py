@@ -77,6 +77,7 @@ class Emulator:
         self.params_s = params_s
         self._sample_fn = jax.jit(self._sample_physical)
         self._regress_fn = jax.jit(self._regress_unit)
+        self._summaries_fn = jax.jit(self._summaries_net)
 
     @property
     def cond_dim(self) -> int:
@@ -154,13 +155,13 @@ class Emulator:
     def _regress_unit(self, params_s, images, cond_unit):
         return nnx.merge(self.graphdef_s, params_s).regress(images, cond_unit)
 
-    def estimate(self, images, conditions=None, *, batch_size: int = 1024) -> np.ndarray:
-        """Quick per-image parameter estimate from S's auxiliary head, physical units (N, P).
+    def _summaries_net(self, params_s, images, cond_unit):
+        s = nnx.merge(self.graphdef_s, params_s)
+        return s.aux(s.branch(images, cond_unit)).astype(jnp.float32)
 
-        This is the amortised regression learned during pre-training on simulated images; the fit
-        uses its mean as a starting point. It is not a fit. ``conditions`` (N, K) are required
-        when the emulator has them.
-        """
+    def _apply_s(self, fn, images, conditions, batch_size: int) -> np.ndarray:
+        """``fn(params_s, network images, unit conditions)`` over checked physical ``images``
+        (N, H, W, C) in batches; ``conditions`` (N, K) required when the emulator has them."""
         images = check_images(images, self.image_shape, "images")
         cond = cond_unit = None
         if self.conditions is not None or conditions is not None:
@@ -172,9 +173,25 @@ class Emulator:
         out = []
         for i in range(0, images.shape[0], batch_size):
             c = None if cond_unit is None else jnp.asarray(cond_unit[i:i + batch_size])
-            out.append(np.asarray(self._regress_fn(self.params_s,
-                                                   jnp.asarray(net[i:i + batch_size]), c)))
-        return self.space.from_unit(np.concatenate(out, axis=0))
+            out.append(np.asarray(fn(self.params_s, jnp.asarray(net[i:i + batch_size]), c)))
+        return np.concatenate(out, axis=0)
+
+    def estimate(self, images, conditions=None, *, batch_size: int = 1024) -> np.ndarray:
+        """Quick per-image parameter estimate from S's auxiliary head, physical units (N, P).
+
+        This is the amortised regression learned during pre-training on simulated images; the fit
+        uses its mean as a starting point. It is not a fit. ``conditions`` (N, K) are required
+        when the emulator has them.
+        """
+        return self.space.from_unit(self._apply_s(self._regress_fn, images, conditions,
+                                                  batch_size))
+
+    def summaries(self, images, conditions=None, *, batch_size: int = 1024) -> np.ndarray:
+        """S's learned summaries of each image, (N, P) float32: the logits of its auxiliary
+        regression head (one per parameter; :meth:`estimate` is their sigmoid mapped to physical
+        units). The default fit matches their distribution (``FitConfig.feature_weight``), and
+        checks that the targets' lie in the range of the training simulations' ones."""
+        return self._apply_s(self._summaries_fn, images, conditions, batch_size)
 
     # ----------------------------------------------------------- save/load
     def save(self, path) -> Path:

@@ -192,8 +192,10 @@ def test_fit_feature_matching(emulator):
     # the reference set was simulated at the uncorrected fit, and its fit's error is subtracted
     np.testing.assert_allclose(res.reference_at, np.clip(res.raw_mean, SPACE.low, SPACE.high))
     np.testing.assert_allclose(res.mean, res.raw_mean - res.bias, rtol=1e-6)
-    with pytest.raises(ValueError, match="needs the features"):
-        magan.fit(emulator, targets, cfg, target_conditions=cond)
+    # without features the fit matches S's learned summaries, read at the targets' conditions
+    learned = magan.fit(emulator, targets, magan.config.replace(cfg, steps=20), seed=0,
+                        target_conditions=cond)
+    assert np.isfinite([row["feature_distance"] for row in learned.history]).all()
     with pytest.raises(ValueError, match="bias_reference must be 'start', 'fit' or 'around'"):
         magan.config.replace(cfg, bias_reference="truth")
 

@@ -10,6 +10,10 @@ could not run). :func:`magan.fit` stores them in ``FitResult.diagnostics`` and i
   networks' space) of the targets against the range the emulator saw in pre-training
   (``emulator.info["training_images"]``): images scaled by 255 or 1e6, or another detector, fall
   outside it, and the emulator then has nothing to say about them.
+* ``summaries_in_training_range``: the same for S's learned summaries (:meth:`Emulator.summaries
+  <magan.Emulator.summaries>`, one per parameter): targets whose pixels look ordinary but whose
+  content S reads as lying beyond every simulation it was trained on (another detector, another
+  kind of object) fall outside.
 * ``replicas_agree``: the (G, D) replicas, each on its own bootstrap resample, must land in one
   place; replicas in separate clusters (a bimodal fit) are reported as modes, not averaged.
 * ``away_from_bounds``: a mean within a few percent of a bound of its range is where failed fits
@@ -128,6 +132,33 @@ def _training_range(targets_net, ranges: dict | None) -> Diagnostic:
                       "training range.", numbers)
 
 
+def _summaries_in_range(space, target_summaries, ranges: dict | None) -> Diagnostic:
+    """Targets' learned summaries (N, P) against ``ranges["summaries"]`` ({"low", "high"} (P,))."""
+    name = "summaries_in_training_range"
+    if not ranges or "summaries" not in ranges:
+        return Diagnostic(name, "unknown", "The emulator records no range of its learned summaries "
+                          "(saved by an older magan); not checked.")
+    lo, hi = (np.asarray(ranges["summaries"][k], np.float64) for k in ("low", "high"))
+    margin = LIMITS.range_margin * np.maximum(hi - lo, 1e-12)
+    v = np.asarray(target_summaries, np.float64)
+    outside = np.mean((v < lo - margin) | (v > hi + margin) | ~np.isfinite(v), axis=0)  # (P,)
+    numbers = {n: {"training_range": [float(a), float(b)], "targets_median":
+                   float(np.median(v[:, j])), "fraction_outside": float(outside[j])}
+               for j, (n, a, b) in enumerate(zip(space.names, lo, hi))}
+    j = int(np.argmax(outside))
+    if outside[j] <= LIMITS.max_outside_fraction:
+        return Diagnostic(name, "ok", "S's learned summaries of the targets lie within the range "
+                          "of the simulations the emulator was trained on.", numbers)
+    return Diagnostic(name, "warn",
+                      f"For {100 * outside[j]:.0f} % of the target images, S's learned summary of "
+                      f"{space.names[j]} lies outside the range it takes on the simulations the "
+                      f"emulator was trained on (targets' median {np.median(v[:, j]):.3g}, "
+                      f"training range {lo[j]:.3g} to {hi[j]:.3g}): the targets do not look like "
+                      "any simulation in the parameter box. Check that they come from the "
+                      "simulated detector and setup, and that the box contains the truth.",
+                      numbers)
+
+
 def _replicas_agree(space, replica_means, replica_stds) -> Diagnostic:
     """Replica means (R, P) and within-replica stds (R, P), physical units."""
     name = "replicas_agree"
@@ -217,7 +248,7 @@ def closure_diagnostic(closure: dict) -> Diagnostic:
 
 
 def diagnose(space, *, n_targets: int, targets_net=None, training_ranges=None,
-             replica_means=None, replica_stds=None, mean=None, raw_mean=None,
+             target_summaries=None, replica_means=None, replica_stds=None, mean=None, raw_mean=None,
              bias_corrected: bool | None = None) -> list[Diagnostic]:
     """Every check the given information allows, in a fixed order (module docstring)."""
     out = [_too_few_targets(n_targets)]
@@ -225,6 +256,8 @@ def diagnose(space, *, n_targets: int, targets_net=None, training_ranges=None,
         out.append(_uncertainty(bias_corrected))
     if targets_net is not None:
         out.append(_training_range(targets_net, training_ranges))
+    if target_summaries is not None:
+        out.append(_summaries_in_range(space, target_summaries, training_ranges))
     if replica_means is not None:
         out.append(_replicas_agree(space, replica_means, replica_stds))
     if mean is not None:

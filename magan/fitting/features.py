@@ -1,13 +1,55 @@
-"""Feature matching in the fit: the targets' high-level features, standardised per feature by
-their event-to-event spread, for the energy distance in G's loss
-(:func:`magan.losses.feature_energy_distance`)."""
+"""Feature matching in the fit: summaries of the images, standardised per summary by the targets'
+event-to-event spread, for the energy distance in G's loss
+(:func:`magan.losses.feature_energy_distance`).
+
+Two kinds of summaries, both hashable so that the compiled step is cached per kind:
+
+* :class:`LearnedSummaries` (the default): what S's auxiliary regression head, trained on
+  simulations only during pre-training, reads off each image: one number per parameter (its
+  logit, so that the summaries stay linear near the bounds). Learned, amortised summary
+  statistics in the sense of neural posterior estimation's embedding networks: they need nothing
+  from the user and are informative on every parameter S learned to regress.
+* :class:`UserFeatures`: a user's ``features(images, conditions) -> (B, F)`` written with
+  ``jax.numpy`` on physical images (hand-written high-level features, such as the studies').
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-__all__ = ["feature_scales", "feature_data", "standardised"]
+__all__ = ["LearnedSummaries", "UserFeatures", "feature_scales", "feature_data", "standardised"]
+
+
+@dataclass(frozen=True)
+class LearnedSummaries:
+    """S's regression logits (B, P) of network-space images; S's parameters travel in the
+    feature data (``fdata["params_s"]``) so that one compiled step serves every emulator with
+    the same architecture."""
+
+    graphdef_s: object
+
+    def __call__(self, x_net, fdata, rows):
+        s = nnx.merge(self.graphdef_s, fdata["params_s"])
+        c = fdata["cond_unit"][rows] if fdata["cond_unit"].shape[1] else None
+        return s.aux(s.branch(x_net, c)).astype(jnp.float32)
+
+
+@dataclass(frozen=True)
+class UserFeatures:
+    """A user's ``fn(images, conditions) -> (B, F)`` on physical images (``transform`` maps the
+    networks' space back to them)."""
+
+    fn: Callable
+    transform: object
+
+    def __call__(self, x_net, fdata, rows):
+        c = fdata["cond_phys"][rows] if fdata["cond_phys"].shape[1] else None
+        return self.fn(self.transform.inverse(x_net, c, xp=jnp), c)
 
 
 def feature_scales(values, cond_unit):
@@ -30,22 +72,22 @@ def feature_scales(values, cond_unit):
 
 
 def feature_data(emulator, data_dev, data_cond, data_cond_unit, n_first: int, features) -> dict:
-    """What the compiled fit step needs to standardise features: their centre and scale (F,)
-    from the first ``n_first`` rows of the network-space data ``data_dev`` (the targets, or the
-    reference set of a fit-point bias correction: the reference fit repeats the procedure) and
-    every row's physical conditions ``cond_phys`` (M, K) (K = 0 without conditions;
-    ``data_cond`` is then None)."""
+    """What the compiled fit step needs to compute and standardise the summaries ``features``
+    (a :class:`LearnedSummaries` or :class:`UserFeatures`): every row's physical and unit-cube
+    conditions (M, K) (K = 0 without conditions; ``data_cond`` is then None), S's parameters, and
+    the summaries' centre and scale (F,) from the first ``n_first`` rows of the network-space data
+    ``data_dev`` (the targets, or the reference set of a fit-point bias correction: the reference
+    fit repeats the procedure)."""
     cond_phys = (jnp.zeros((data_dev.shape[0], 0), jnp.float32) if data_cond is None
                  else jnp.asarray(data_cond, jnp.float32))
-    first_cond = None if data_cond is None else cond_phys[:n_first]
-    phys = emulator.transform.inverse(data_dev[:n_first], first_cond, xp=jnp)
-    mu, sd = feature_scales(features(phys, first_cond), data_cond_unit[:n_first])
-    return {"mu": jnp.asarray(mu), "sd": jnp.asarray(sd), "cond_phys": cond_phys}
+    fdata = {"cond_phys": cond_phys, "cond_unit": jnp.asarray(data_cond_unit, jnp.float32),
+             "params_s": emulator.params_s}
+    values = features(data_dev[:n_first], fdata, jnp.arange(n_first))
+    mu, sd = feature_scales(values, data_cond_unit[:n_first])
+    return {**fdata, "mu": jnp.asarray(mu), "sd": jnp.asarray(sd)}
 
 
-def standardised(features, transform, x_net, fdata, rows, k_cond: int):
-    """Standardised features (B, F) of network-space images ``x_net`` (B, H, W, C) that stand at
-    the data rows ``rows`` (B,) (whose conditions they share)."""
-    c = fdata["cond_phys"][rows] if k_cond else None
-    f = features(transform.inverse(x_net, c, xp=jnp), c)
-    return (f - fdata["mu"]) / fdata["sd"]
+def standardised(features, x_net, fdata, rows):
+    """Standardised summaries (B, F) of network-space images ``x_net`` (B, H, W, C) that stand
+    at the data rows ``rows`` (B,) (whose conditions they share)."""
+    return (features(x_net, fdata, rows) - fdata["mu"]) / fdata["sd"]

@@ -87,8 +87,7 @@ def fit_sets(run, sets, start_unit, key, label: str, *, replicas: int | None = N
     use_features = run.features is not None
     fdata = (feature_data(emulator, data_dev, data_cond, data_cond_unit, n_targets, run.features)
              if use_features else None)
-    spec = StepSpec(cfg, gg, gd, emulator.graphdef_e, k_cond, run.features,
-                    emulator.transform if use_features else None)
+    spec = StepSpec(cfg, gg, gd, emulator.graphdef_e, k_cond, run.features)
     steps = [fit_step(spec, n_rep, r1) for r1 in (False, True)]
     pe = emulator.params_e
 

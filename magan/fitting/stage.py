@@ -35,6 +35,7 @@ import numpy as np
 from magan.config import FitConfig
 from magan.emulator import Emulator, check_images
 from magan.fitting.diagnostics import diagnose, warn_about
+from magan.fitting.features import LearnedSummaries, UserFeatures
 from magan.fitting.replicas import fit_sets
 from magan.fitting.result import FitResult
 from magan.runtime.io import atomic_write_json, write_metrics
@@ -67,8 +68,10 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         (physical images, physical conditions or ``None``), high-level features such as the
         ones pre-training used. With ``config.feature_weight > 0`` G's loss adds the energy
         distance between the features of its emulated batch and of the target batch, each
-        feature in units of the targets' event-to-event spread (module docstring). Pass a
-        module-level function: the compiled step is cached per function.
+        feature in units of the targets' event-to-event spread (module docstring). Without
+        them the fit matches S's learned summaries (what S's regression head, trained on
+        simulations during pre-training, reads off each image). Pass a module-level function:
+        the compiled step is cached per function.
       workdir: if given, ``fit_metrics.csv`` and ``fit.json`` are written there.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
     Returns:
@@ -78,8 +81,8 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     cfg, targets, cond = _checked_inputs(emulator, target_images, config, target_conditions,
                                          features)
     t0 = time.perf_counter()
-    run = _Fit(emulator, cfg, cond, features if features is not None and cfg.feature_weight > 0
-               else None, simulator, seed, progress)
+    run = _Fit(emulator, cfg, cond, _summaries(emulator, cfg, features), simulator, seed,
+               progress)
     start_unit = run.start_of(targets)
     correct = simulator is not None and cfg.bias_correction
     passes = {"start": _reference_at_start, "fit": _reference_at_fit,
@@ -121,20 +124,26 @@ def _checked_inputs(emulator, target_images, config, target_conditions, features
     elif target_conditions is not None:
         raise ValueError("This emulator was trained without per-event conditions; do not pass "
                          "target_conditions.")
-    if cfg.feature_weight > 0 and features is None:
-        raise ValueError(f"FitConfig.feature_weight = {cfg.feature_weight} needs the features: "
-                         "pass fit(..., features=f) with f(images, conditions) -> (N, F), or set "
-                         "feature_weight=0.")
     if features is not None and not callable(features):
         raise TypeError(f"features must be a function f(images, conditions) -> (N, F), got "
                         f"{type(features).__name__}.")
     return cfg, targets, cond
 
 
+def _summaries(emulator, cfg: FitConfig, features):
+    """What G's loss matches (:mod:`magan.fitting.features`): the user's ``features``, or
+    without them S's learned summaries; None when ``cfg.feature_weight`` is 0."""
+    if cfg.feature_weight == 0:
+        return None
+    if features is None:
+        return LearnedSummaries(emulator.graphdef_s)
+    return UserFeatures(features, emulator.transform)
+
+
 @dataclass
 class _Fit:
-    """What the parts of one fit share. ``features`` is None when the fit does not match
-    features; ``cond`` (N, K) the targets' physical conditions or None."""
+    """What the parts of one fit share. ``features`` are the summaries G's loss matches (None
+    when it matches none); ``cond`` (N, K) the targets' physical conditions or None."""
 
     emulator: Emulator
     cfg: FitConfig
@@ -260,6 +269,7 @@ def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):
     return diagnose(space, n_targets=targets.shape[0],
                     targets_net=run.emulator.to_network(targets, run.cond),
                     training_ranges=run.emulator.info.get("training_images"),
+                    target_summaries=run.emulator.summaries(targets, run.cond),
                     replica_means=np.stack([x.mean(axis=0) for x in per_replica]),
                     replica_stds=np.stack([x.std(axis=0) for x in per_replica]),
                     mean=result.mean, raw_mean=result.raw_mean,

@@ -36,8 +36,8 @@ class StepSpec:
     """What a compiled fit step is specialised on (hashable: the step is cached per spec).
 
     ``gg``/``gd``/``ge``: G's, D's and E's ``nnx.GraphDef``; ``k_cond``: K, the number of
-    per-event conditions; ``features(images, conditions)`` (physical units, jax.numpy) and the
-    emulator's ``transform`` when the fit matches features, else None."""
+    per-event conditions; ``features``: the summaries G's loss matches
+    (:mod:`magan.fitting.features`), None when the fit matches none."""
 
     cfg: FitConfig
     gg: object
@@ -45,7 +45,6 @@ class StepSpec:
     ge: object
     k_cond: int
     features: Callable | None = None
-    transform: object | None = None
 
     def generate(self, params_g, params_e, c, k):
         """G's parameters (B, P) and E's images at them and at the batch's conditions c (B, K)."""
@@ -72,7 +71,7 @@ def _replica_step(spec: StepSpec, nets, boot_idx, do_r1: bool, k, data):
     upd, opt_d = tx_d.update(grads, opt_d, params_d)
     params_d = optax.apply_updates(params_d, upd)
     use_features = spec.features is not None
-    f_real = (standardised(spec.features, spec.transform, real, fdata, rows, spec.k_cond)
+    f_real = (standardised(spec.features, real, fdata, rows)
               if use_features else None)
 
     def g_loss(pg_):
@@ -80,7 +79,7 @@ def _replica_step(spec: StepSpec, nets, boot_idx, do_r1: bool, k, data):
         adv = jax.nn.softplus(-nnx.merge(spec.gd, params_d)(f, c_d)).mean()
         if not use_features:
             return adv, (u, adv, jnp.zeros(()))
-        f_fake = standardised(spec.features, spec.transform, f, fdata, rows, spec.k_cond)
+        f_fake = standardised(spec.features, f, fdata, rows)
         dist = feature_energy_distance(f_fake, f_real, c, CONDITION_SCALE)
         return adv + cfg.feature_weight * dist, (u, adv, dist)
 
@@ -97,8 +96,8 @@ def fit_step(spec: StepSpec, n_rep: int, do_r1: bool):
 
     ``step(state, key, targets, cond, boot, params_e, fdata) -> (state, metrics)``: targets
     (M, H, W, C) in network space, their unit-cube conditions (M, K), the bootstrap rows
-    (n_rep, N), E's parameters and the feature data (None without features; else the physical
-    conditions (M, K) and the features' centre and scale (F,)). The state is donated.
+    (n_rep, N), E's parameters and the feature data (None without features; else
+    :func:`magan.fitting.features.feature_data`'s). The state is donated.
     """
     avg_from = averaging_start(spec.cfg)
 

@@ -263,19 +263,27 @@ class _Checkpointing:
             self.ckpt.close()
 
 
-def _training_ranges(run: _Run, n: int = 128) -> dict | None:
+def _training_ranges(run: _Run, emulator: Emulator, n: int = 128) -> dict | None:
     """The range of per-image pixel statistics of simulations like the training ones (``n``
-    points, two images each, in the networks' space, from a stream of their own), against which a
-    fit checks that its targets are images the emulator knows; None if the simulator fails."""
+    points, two images each, in the networks' space, from a stream of their own), and of S's
+    learned summaries of them (``"summaries": {"low": (P,), "high": (P,)}``), against which a fit
+    checks that its targets are images the emulator knows; None if the simulator fails."""
     try:
-        _, _, x1, x2 = draw_training_batch(run.simulator, run.space,
-                                           np.random.default_rng([run.seed, 98]), n,
-                                           run.transform, run.cfg.on_nonfinite, [0])
+        unit, _, x1, x2 = draw_training_batch(run.simulator, run.space,
+                                              np.random.default_rng([run.seed, 98]), n,
+                                              run.transform, run.cfg.on_nonfinite, [0])
     except SimulatorError as err:
         warnings.warn(f"The range of the training images was not recorded ({err}); fits through "
                       "this emulator cannot check that their targets lie in it.", stacklevel=4)
         return None
-    return training_image_ranges(np.concatenate([x1, x2]))
+    images = np.concatenate([x1, x2])
+    cond_unit = np.tile(np.asarray(unit, np.float32)[:, run.space.dim:], (2, 1))
+    summaries = np.asarray(emulator._summaries_fn(emulator.params_s, jnp.asarray(images),
+                                                  jnp.asarray(cond_unit) if cond_unit.shape[1]
+                                                  else None))
+    return {**training_image_ranges(images),
+            "summaries": {"low": summaries.min(axis=0).tolist(),
+                          "high": summaries.max(axis=0).tolist()}}
 
 
 def _finish(run: _Run, out, start: int, feeder, workdir) -> Emulator:
@@ -299,11 +307,11 @@ def _finish(run: _Run, out, start: int, feeder, workdir) -> Emulator:
         timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s,
                       simulator_overlap=1.0 - feeder.wait_s / max(feeder.sim_s, 1e-9))
     info = {"simulator": run.simulator.name, "seed": run.seed, "config": dataclasses.asdict(cfg),
-            "pretrain": {"timing": timing, "history": out.history},
-            "training_images": _training_ranges(run)}
+            "pretrain": {"timing": timing, "history": out.history}}
     emulator = Emulator(run.space, run.simulator.image_shape, run.net, state["ema"], state["s"],
                         graphdefs=tuple(run.graphs), info=info,
                         conditions=run.simulator.conditions, transform=run.transform)
+    emulator.info["training_images"] = _training_ranges(run, emulator)
     if workdir is not None:
         write_metrics(workdir, "pretrain", out.history)
         emulator.save(f"{workdir}/emulator")

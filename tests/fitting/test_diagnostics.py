@@ -55,6 +55,19 @@ def test_old_emulators_without_ranges_are_unknown(line_images):
     assert d.status == "unknown"
 
 
+def test_learned_summaries_out_of_range():
+    ranges = {"summaries": {"low": [-2.0, -1.0, -3.0, -2.0], "high": [2.0, 1.0, 3.0, 2.0]}}
+    inside = np.random.default_rng(0).uniform(-1, 1, (200, 4))
+    check = lambda v, r=ranges: _status(  # noqa: E731
+        diagnose(LINE_SPACE, n_targets=200, target_summaries=v, training_ranges=r),
+        "summaries_in_training_range")
+    assert check(inside).status == "ok"
+    shifted = inside + [0, 0, 6.0, 0]  # beyond 3 + 25 % of the 6-wide range: 4.5
+    d = check(shifted)
+    assert d.status == "warn" and "x0" in d.message and "100 %" in d.message
+    assert check(inside, {"mean": [0, 1]}).status == "unknown"
+
+
 @pytest.mark.parametrize("n, status", [(1, "warn"), (LIMITS.min_targets - 1, "warn"),
                                        (LIMITS.min_targets, "ok")])
 def test_too_few_targets(n, status):
@@ -123,7 +136,7 @@ def test_fit_reports_its_diagnostics(tiny_line_emulator):
     """End to end: the emulator records its training range; a fit on images scaled by 255
     warns about it, lists it in result.diagnostics and in to_dict()."""
     emu = tiny_line_emulator
-    assert set(emu.info["training_images"]) == {"mean", "std", "min", "max"}
+    assert set(emu.info["training_images"]) == {"mean", "std", "min", "max", "summaries"}
     targets = line_simulator().simulate(np.random.default_rng(1), np.tile(TRUTH, (64, 1)),
                                         LINE_SPACE)
     with pytest.warns(FitWarning, match="targets_in_training_range"):
@@ -131,6 +144,6 @@ def test_fit_reports_its_diagnostics(tiny_line_emulator):
     assert "targets_in_training_range" in res.warnings
     names = [d["name"] for d in res.to_dict()["diagnostics"]]
     assert names == ["too_few_targets", "uncertainty_is_statistical", "targets_in_training_range",
-                     "replicas_agree", "away_from_bounds"]
+                     "summaries_in_training_range", "replicas_agree", "away_from_bounds"]
     assert "uncertainty_is_statistical" in res.warnings  # no simulator given
     assert "warnings:" in repr(res)
