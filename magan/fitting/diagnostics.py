@@ -22,8 +22,8 @@ could not run). :func:`magan.fit` stores them in ``FitResult.diagnostics`` and i
   reported std is the spread of bootstrap replicas only; the emulator's systematic error is not
   in it (on the line study the true error was up to 2-5 times that std).
 * ``closure``: the real simulator at the fitted parameters against the targets, next to two
-  simulations at the same point (:func:`magan.validation.closure.closure_check`), when the
-  caller ran it (the studies do).
+  simulations at the same point (:func:`magan.validation.closure.closure_check`); every fit
+  given the simulator runs it (:func:`fit_closure`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 __all__ = ["Diagnostic", "DiagnosticLimits", "LIMITS", "FitWarning", "diagnose",
-           "image_statistics", "training_image_ranges", "closure_diagnostic", "warn_about"]
+           "image_statistics", "training_image_ranges", "closure_diagnostic", "fit_closure",
+           "warn_about"]
 
 
 class FitWarning(UserWarning):
@@ -58,6 +59,11 @@ class DiagnosticLimits:
     outside_fraction: float = 0.05  # a mean this far outside the box (bias correction carried it)
     closure_ratio: float = 3.0  # closure distance over its floor above this (and above ...)
     closure_min: float = 0.02  # ... this absolute mean-image distance) fails
+    # a fit's closure (fit_closure) fails when it is also this many times the largest distance
+    # between the simulation at the fit and simulations at ``closure_draws`` points drawn from the
+    # fit's own uncertainty: the targets lie farther from the fit than its uncertainty allows
+    closure_spread_ratio: float = 2.0
+    closure_draws: int = 8
 
 
 LIMITS = DiagnosticLimits()
@@ -244,6 +250,52 @@ def closure_diagnostic(closure: dict) -> Diagnostic:
                       f"mean-image distance {fit:.4f}, {fit / max(floor, 1e-12):.1f}x its floor "
                       f"{floor:.4f} (two simulations at the same point). The fit (or the "
                       "emulator there) is off, or the simulator cannot describe the data.",
+                      numbers)
+
+
+def _mean_image_distance(a, b) -> float:
+    ma, mb = np.mean(a, axis=0), np.mean(b, axis=0)
+    return float(np.linalg.norm(ma - mb) / (np.linalg.norm(mb) + 1e-12))
+
+
+def fit_closure(simulator, space, mean, cov, targets, conditions=None, *, seed: int = 0,
+                max_images: int = 250) -> Diagnostic:
+    """The ``closure`` check of a fit, a posterior-predictive test. ``n = min(N, max_images)``
+    images simulated at the fitted ``mean`` (P,) are compared with the N ``targets`` (N, H, W, C)
+    (mean-image distance), beside two references: the floor (a second simulation at the mean)
+    and ``LIMITS.closure_draws`` simulations at points drawn from N(mean, ``cov`` (P, P)), the
+    fit's own uncertainty. If that uncertainty is honest the truth is like those points; the
+    check fails when the targets lie farther from the fit than ``closure_spread_ratio`` times the
+    farthest of them (and than ``closure_ratio`` times the floor). Physical units; points are
+    clipped into the box; the targets' first n conditions (N, K) are used when there are any."""
+    rng = np.random.default_rng([seed, 13])
+    n = min(len(targets), max_images)
+    cond = None if conditions is None else np.asarray(conditions)[:n]
+
+    def simulate(at):
+        return simulator.simulate(rng, np.tile(at, (n, 1)), space, conditions=cond)
+
+    at = np.clip(np.asarray(mean, np.float64), space.low, space.high)
+    a = simulate(at)
+    d_fit, floor = _mean_image_distance(a, targets), _mean_image_distance(simulate(at), a)
+    draws = np.clip(rng.multivariate_normal(at, np.atleast_2d(cov), LIMITS.closure_draws,
+                                            method="eigh"), space.low, space.high)
+    spread = max(_mean_image_distance(simulate(d), a) for d in draws)
+    numbers = {"mean_image_rel": d_fit, "floor": floor, "within_uncertainty": spread,
+               "n_simulated": n}
+    if d_fit <= max(LIMITS.closure_ratio * floor, LIMITS.closure_min,
+                    LIMITS.closure_spread_ratio * spread):
+        return Diagnostic("closure", "ok", f"The simulator at the fit reproduces the targets "
+                          f"within the fit's uncertainty (mean-image distance {d_fit:.4f}; floor "
+                          f"{floor:.4f}; up to {spread:.4f} at points drawn from the fit's "
+                          "uncertainty).", numbers)
+    return Diagnostic("closure", "warn",
+                      f"The simulator at the fitted parameters does not reproduce the targets: "
+                      f"mean-image distance {d_fit:.4f}, {d_fit / max(spread, 1e-12):.1f}x the "
+                      f"largest ({spread:.4f}) at points drawn from the fit's own uncertainty and "
+                      f"{d_fit / max(floor, 1e-12):.1f}x the floor {floor:.4f} (two simulations at "
+                      "the fit). The fit is off by more than its reported uncertainty (the "
+                      "emulator is inaccurate there), or the simulator cannot describe the data.",
                       numbers)
 
 

@@ -12,6 +12,7 @@ from magan.fitting.diagnostics import (
     FitWarning,
     closure_diagnostic,
     diagnose,
+    fit_closure,
     training_image_ranges,
     warn_about,
 )
@@ -121,6 +122,18 @@ def test_closure_far_above_its_floor():
     assert closure_diagnostic(good).status == "ok"
     assert closure_diagnostic(bad).status == "warn"
     assert "25.0x its floor" in closure_diagnostic(bad).message
+
+
+def test_fit_closure_runs_the_simulator_at_the_fit(line_images):
+    _, targets = line_images
+    sim = line_simulator()
+    cov = np.diag((0.01 * LINE_SPACE.width) ** 2)  # a fit that claims 1 % of each range
+    assert fit_closure(sim, LINE_SPACE, TRUTH, cov, targets, seed=1).status == "ok"
+    # 5 % off in c: far outside the claimed 1 %, within a claimed 5 %
+    off = TRUTH + [0, 0.6, 0, 0]
+    d = fit_closure(sim, LINE_SPACE, off, cov, targets, seed=1)
+    assert d.status == "warn" and "does not reproduce the targets" in d.message
+    assert fit_closure(sim, LINE_SPACE, off, 25 * cov, targets, seed=1).status == "ok"
 
 
 def test_warnings_name_the_check():
