@@ -12,6 +12,7 @@ networks' space. It is saved as a folder::
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import numpy as np
 from flax import nnx
 
 from magan.nn.build import build_emulator_nets, emulate
-from magan.runtime.io import atomic_dir, atomic_write_json, to_jsonable
+from magan.runtime.io import atomic_dir, atomic_write_bytes, atomic_write_json, to_jsonable
 from magan.space import ConditionSpace, ParameterSpace
 from magan.transforms import IdentityTransform, ImageTransform, transform_from_dict
 
@@ -194,29 +195,70 @@ class Emulator:
         return self._apply_s(self._summaries_fn, images, conditions, batch_size)
 
     # ----------------------------------------------------------- save/load
-    def save(self, path) -> Path:
-        """Write the emulator into folder ``path`` (replaced atomically as a whole)."""
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the emulator into folder ``path``: ``emulator.json`` and ``weights.npz``.
+
+        A new folder, or a previous emulator folder (nothing but those two files), is replaced
+        atomically as a whole. Anything else already at ``path`` (a file, a folder holding other
+        files) is refused with a ValueError unless ``overwrite=True``; even then only the two
+        emulator files are written into such a folder and nothing else in it is touched (a file
+        at ``path`` is replaced by the folder).
+        """
         path = Path(path)
-        with atomic_dir(path) as tmp:
-            flat = {f"emulator/{k}": v
-                    for k, v in _flatten(nnx.to_pure_dict(self.params_e)).items()}
-            flat.update({f"siamese/{k}": v
-                         for k, v in _flatten(nnx.to_pure_dict(self.params_s)).items()})
-            np.savez(tmp / "weights.npz", **flat)
-            atomic_write_json(tmp / "emulator.json", {
-                "format_version": FORMAT_VERSION,
-                "space": self.space.to_dict(),
+        kind = _existing(path)
+        if kind not in ("none", "emulator") and not overwrite:
+            raise ValueError(f"Emulator.save: {path} already exists and is {kind}; saving would "
+                             "destroy it. Choose a new folder (or an emulator folder to replace), "
+                             "or pass overwrite=True to write emulator.json and weights.npz into "
+                             "that folder (other files are kept) or to replace that file.")
+        flat = {f"emulator/{k}": v for k, v in _flatten(nnx.to_pure_dict(self.params_e)).items()}
+        flat.update({f"siamese/{k}": v
+                     for k, v in _flatten(nnx.to_pure_dict(self.params_s)).items()})
+        meta = {"format_version": FORMAT_VERSION, "space": self.space.to_dict(),
                 "conditions": None if self.conditions is None else self.conditions.to_dict(),
-                "transform": self.transform.to_dict(),
-                "image_shape": list(self.image_shape),
-                "net": self.net,
-                "info": to_jsonable(self.info),
-            })
+                "transform": self.transform.to_dict(), "image_shape": list(self.image_shape),
+                "net": self.net, "info": to_jsonable(self.info)}
+        if path.is_dir() and kind != "emulator":  # overwrite=True into the user's folder
+            buf = io.BytesIO()
+            np.savez(buf, **flat)
+            atomic_write_bytes(path / "weights.npz", buf.getvalue())
+            atomic_write_json(path / "emulator.json", meta)
+            return path
+        with atomic_dir(path) as tmp:
+            np.savez(tmp / "weights.npz", **flat)
+            atomic_write_json(tmp / "emulator.json", meta)
         return path
 
     def __repr__(self) -> str:
         cond = "" if self.conditions is None else f", conditions={self.conditions!r}"
         return f"Emulator({self.space!r}{cond}, image_shape={self.image_shape})"
+
+
+_EMULATOR_FILES = {"emulator.json", "weights.npz"}
+
+
+def _existing(path: Path) -> str:
+    """What is at ``path``, for :meth:`Emulator.save`: ``"none"`` (nothing, or an empty folder),
+    ``"emulator"`` (a folder of magan's emulator files only, recognised by its emulator.json),
+    or a description of anything else."""
+    if not path.exists() and not path.is_symlink():
+        return "none"
+    if not path.is_dir():
+        return "a file"
+    names = {p.name for p in path.iterdir()}
+    if not names:
+        return "none"
+    if not names <= _EMULATOR_FILES or "emulator.json" not in names:
+        other = sorted(names - _EMULATOR_FILES)
+        return (f"a folder holding {len(other)} file(s) that are not an emulator's "
+                f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''})")
+    try:
+        meta = json.loads((path / "emulator.json").read_text())
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or "format_version" not in meta:
+        return "a folder whose emulator.json was not written by magan"
+    return "emulator"
 
 
 def check_images(images, image_shape, what: str) -> np.ndarray:
