@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -137,6 +138,7 @@ class Emulator:
           (N, H, W, C) float32 NumPy array in the simulator's physical units.
         """
         params, cond = self.check_inputs(params, conditions)
+        self.check_sample_size(max(len(params), 0 if cond is None else len(cond)))
         unit = self.conditioning(params, cond)
         cond32 = None if cond is None else cond.astype(np.float32)
         key = jax.random.key(seed)
@@ -148,6 +150,17 @@ class Emulator:
         if not out:
             return np.zeros((0,) + self.image_shape, np.float32)
         return np.asarray(jnp.concatenate(out, axis=0))
+
+    def check_sample_size(self, n: int) -> None:
+        """Refuse ``n`` images that cannot fit in this machine's available memory, before
+        anything is allocated (a ValueError naming the size and the fix)."""
+        need = 2 * int(n) * int(np.prod(self.image_shape)) * 4  # float32; joined from batches
+        free = available_memory()
+        if free is not None and need > free:
+            raise ValueError(f"{n} images of shape {self.image_shape} need about "
+                             f"{_size(need)} of memory, but {_size(free)} is available; ask for "
+                             "fewer (magan sample -n), or sample in parts and write each part "
+                             "out before the next.")
 
     def to_network(self, images, conditions=None) -> np.ndarray:
         """Physical images (N, H, W, C) -> the networks' space (float32), with their conditions."""
@@ -234,6 +247,30 @@ class Emulator:
         return f"Emulator({self.space!r}{cond}, image_shape={self.image_shape})"
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the OS says are available to a new allocation (None when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(nbytes: float) -> str:
+    """``nbytes`` in readable units (1.5 GB)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000:
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.3g} TB" if nbytes < 1000 else f"{nbytes:,.0f} TB"
+
+
 _EMULATOR_FILES = {"emulator.json", "weights.npz"}
 
 
@@ -300,13 +337,20 @@ def load_emulator(path) -> Emulator:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r} is not "
                          f"{FORMAT_VERSION}; it was written by an incompatible magan version.")
-    space = ParameterSpace.from_dict(meta["space"])
-    conditions = ConditionSpace.from_dict(meta["conditions"]) if meta.get("conditions") else None
-    transform = transform_from_dict(meta.get("transform"))
-    image_shape = tuple(meta["image_shape"])
-    ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(image_shape),
-                                         meta["net"], 0,
-                                         0 if conditions is None else conditions.dim, init=False)
+    try:
+        space = ParameterSpace.from_dict(meta["space"])
+        conditions = (ConditionSpace.from_dict(meta["conditions"]) if meta.get("conditions")
+                      else None)
+        transform = transform_from_dict(meta.get("transform"))
+        image_shape = tuple(int(s) for s in meta["image_shape"])
+        ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(image_shape),
+                                             meta["net"], 0,
+                                             0 if conditions is None else conditions.dim,
+                                             init=False)
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        what = f"has no entry {err}" if isinstance(err, KeyError) else f"is malformed ({err})"
+        raise ValueError(f"{meta_file} {what}; the file is damaged or was edited by hand. Restore "
+                         "it from a copy, or save the emulator again.") from None
     try:
         with np.load(weights_file, allow_pickle=False) as z:
             flat = {k: z[k] for k in z.files}
