@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -14,11 +16,18 @@ import numpy as np
 __all__ = ["build_parser", "main"]
 
 
+def _add_debug(p: argparse.ArgumentParser) -> None:
+    """``--debug`` after a sub-command too (``magan fit ... --debug``)."""
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="on an error, show the full Python traceback instead of one line")
+
+
 def _add_common(p: argparse.ArgumentParser):
     """``--seed`` and ``--quiet``, shared by the commands that train or fit."""
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same seed "
                    "gives the same result on the same machine")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_debug(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fit simulator parameters to images with a Model-Assisted GAN, and use the "
                     "trained emulator as a fast simulation.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, show the full Python traceback instead of one line")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_study_parsers(sub)
     _add_fit_parser(sub)
@@ -96,6 +107,7 @@ def _add_sample_parser(sub) -> None:
                              "CaloChallenge layout (incident_energies (N, 1), showers "
                              "(N, H*W*C) layer by layer) when the emulator has one condition")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_debug(sample)
 
 
 def _add_validate_parser(sub) -> None:
@@ -238,6 +250,7 @@ def _cmd_sample(args) -> int:
     if out.suffix.lower() not in (".npy", ".h5", ".hdf5"):
         raise ValueError(f"--out {out}: write to a .npy or a .h5 file.")
     emu = load_emulator(args.emulator)
+    emu.check_sample_size(args.n)  # before -n rows of anything are allocated
     point = emu.space.parse(args.params)
     cond = _conditions_arg(emu, args.conditions, args.n, args.seed)
     if cond is not None and len(cond) != args.n:
@@ -361,10 +374,66 @@ def _cmd_validate(args) -> int:
 
 _COMMANDS = {"fit": _cmd_fit, "sample": _cmd_sample, "validate": _cmd_validate}
 
+# What went wrong on the command line (a bad value, a file or folder that is not there or is the
+# wrong kind): exit status 2, as argparse's own usage errors. Anything else failed while running.
+_INPUT_ERRORS = (ValueError, TypeError, FileNotFoundError, IsADirectoryError, NotADirectoryError)
+_OS_FIXES = {
+    FileNotFoundError: "check the path",
+    IsADirectoryError: "name a file, not a folder",
+    NotADirectoryError: "a folder on that path is a file; check the path",
+    PermissionError: "choose a path you may use (e.g. another --out), or change its permissions",
+    FileExistsError: "choose another path, or move what is there",
+}
+
+
+def _explain(err: BaseException) -> tuple[str, int]:
+    """(one message with the fix, exit status) for an error that ended a command."""
+    from magan.simulators.base import SimulatorError
+
+    status = 2 if isinstance(err, _INPUT_ERRORS) else 1
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        msg = f"{err.filename}: {err.strerror}"
+        if err.errno is not None and err.strerror == os.strerror(err.errno):
+            fix = next((f for t, f in _OS_FIXES.items() if isinstance(err, t)), None)
+            if err.errno == errno.ENOSPC:
+                fix = "free some space, or write elsewhere (--out)"
+            msg += f"; {fix}" if fix else ""
+        return msg, status
+    if isinstance(err, MemoryError):
+        return (f"out of memory{f' ({err})' if str(err) else ''}; ask for less (a smaller -n, "
+                "preset or batch) or use a machine with more memory.", 1)
+    if isinstance(err, (_INPUT_ERRORS, OSError, SimulatorError, FloatingPointError)):
+        return str(err), status
+    if "RESOURCE_EXHAUSTED" in str(err):
+        return (f"the accelerator ran out of memory ({str(err).splitlines()[0][:300]}); use a "
+                "smaller preset or batch size.", 1)
+    return (f"{type(err).__name__}: {err} (unexpected: rerun with --debug for the full traceback "
+            "and report it)", 1)
+
+
+def _run(parser, args) -> int:
+    """Dispatch the parsed command line to its ``_cmd_*`` function."""
+    if args.command in ("study", "fit", "validate"):
+        from magan.runtime.parallel import initialize
+
+        initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
+    if args.command == "study":
+        from magan.studies.registry import study_names
+
+        if args.study in study_names():
+            return _cmd_study(args)
+        parser.parse_args(["study", "--help"])
+    elif args.command in _COMMANDS:
+        return _COMMANDS[args.command](args)
+    parser.print_help()
+    return 2
+
 
 def main(argv=None) -> int:
     """Run the ``magan`` command line on ``argv`` (default ``sys.argv[1:]``); returns the exit
-    code: 0, or 2 for a usage or input error (one line on stderr)."""
+    code: 0; 2 for a usage or input error (a bad value, a missing or wrong-kind file); 1 when the
+    run failed (the simulator, memory, permissions, a full disk, anything unexpected). Errors are
+    one ``magan: error: ...`` message with the fix on stderr; ``--debug`` shows the traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -373,23 +442,18 @@ def main(argv=None) -> int:
         print(__version__)
         return 0
     try:
-        if args.command in ("study", "fit", "validate"):
-            from magan.runtime.parallel import initialize
-
-            initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
-        if args.command == "study":
-            from magan.studies.registry import study_names
-
-            if args.study in study_names():
-                return _cmd_study(args)
-            parser.parse_args(["study", "--help"])
-        elif args.command in _COMMANDS:
-            return _COMMANDS[args.command](args)
-        parser.print_help()
-        return 2
-    except (ValueError, FileNotFoundError, TypeError) as err:
-        print(f"magan: error: {err}", file=sys.stderr)
-        return 2
+        return _run(parser, args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("magan: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - every error reaches the user as one clear line
+        if args.debug:
+            raise
+        msg, status = _explain(err)
+        print(f"magan: error: {msg}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

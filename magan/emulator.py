@@ -12,7 +12,9 @@ networks' space. It is saved as a folder::
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -21,7 +23,7 @@ import numpy as np
 from flax import nnx
 
 from magan.nn.build import build_emulator_nets, emulate
-from magan.runtime.io import atomic_dir, atomic_write_json, to_jsonable
+from magan.runtime.io import atomic_dir, atomic_write_bytes, atomic_write_json, to_jsonable
 from magan.space import ConditionSpace, ParameterSpace
 from magan.transforms import IdentityTransform, ImageTransform, transform_from_dict
 
@@ -136,6 +138,7 @@ class Emulator:
           (N, H, W, C) float32 NumPy array in the simulator's physical units.
         """
         params, cond = self.check_inputs(params, conditions)
+        self.check_sample_size(max(len(params), 0 if cond is None else len(cond)))
         unit = self.conditioning(params, cond)
         cond32 = None if cond is None else cond.astype(np.float32)
         key = jax.random.key(seed)
@@ -147,6 +150,17 @@ class Emulator:
         if not out:
             return np.zeros((0,) + self.image_shape, np.float32)
         return np.asarray(jnp.concatenate(out, axis=0))
+
+    def check_sample_size(self, n: int) -> None:
+        """Refuse ``n`` images that cannot fit in this machine's available memory, before
+        anything is allocated (a ValueError naming the size and the fix)."""
+        need = 2 * int(n) * int(np.prod(self.image_shape)) * 4  # float32; joined from batches
+        free = available_memory()
+        if free is not None and need > free:
+            raise ValueError(f"{n} images of shape {self.image_shape} need about "
+                             f"{_size(need)} of memory, but {_size(free)} is available; ask for "
+                             "fewer (magan sample -n), or sample in parts and write each part "
+                             "out before the next.")
 
     def to_network(self, images, conditions=None) -> np.ndarray:
         """Physical images (N, H, W, C) -> the networks' space (float32), with their conditions."""
@@ -194,29 +208,94 @@ class Emulator:
         return self._apply_s(self._summaries_fn, images, conditions, batch_size)
 
     # ----------------------------------------------------------- save/load
-    def save(self, path) -> Path:
-        """Write the emulator into folder ``path`` (replaced atomically as a whole)."""
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the emulator into folder ``path``: ``emulator.json`` and ``weights.npz``.
+
+        A new folder, or a previous emulator folder (nothing but those two files), is replaced
+        atomically as a whole. Anything else already at ``path`` (a file, a folder holding other
+        files) is refused with a ValueError unless ``overwrite=True``; even then only the two
+        emulator files are written into such a folder and nothing else in it is touched (a file
+        at ``path`` is replaced by the folder).
+        """
         path = Path(path)
-        with atomic_dir(path) as tmp:
-            flat = {f"emulator/{k}": v
-                    for k, v in _flatten(nnx.to_pure_dict(self.params_e)).items()}
-            flat.update({f"siamese/{k}": v
-                         for k, v in _flatten(nnx.to_pure_dict(self.params_s)).items()})
-            np.savez(tmp / "weights.npz", **flat)
-            atomic_write_json(tmp / "emulator.json", {
-                "format_version": FORMAT_VERSION,
-                "space": self.space.to_dict(),
+        kind = _existing(path)
+        if kind not in ("none", "emulator") and not overwrite:
+            raise ValueError(f"Emulator.save: {path} already exists and is {kind}; saving would "
+                             "destroy it. Choose a new folder (or an emulator folder to replace), "
+                             "or pass overwrite=True to write emulator.json and weights.npz into "
+                             "that folder (other files are kept) or to replace that file.")
+        flat = {f"emulator/{k}": v for k, v in _flatten(nnx.to_pure_dict(self.params_e)).items()}
+        flat.update({f"siamese/{k}": v
+                     for k, v in _flatten(nnx.to_pure_dict(self.params_s)).items()})
+        meta = {"format_version": FORMAT_VERSION, "space": self.space.to_dict(),
                 "conditions": None if self.conditions is None else self.conditions.to_dict(),
-                "transform": self.transform.to_dict(),
-                "image_shape": list(self.image_shape),
-                "net": self.net,
-                "info": to_jsonable(self.info),
-            })
+                "transform": self.transform.to_dict(), "image_shape": list(self.image_shape),
+                "net": self.net, "info": to_jsonable(self.info)}
+        if path.is_dir() and kind != "emulator":  # overwrite=True into the user's folder
+            buf = io.BytesIO()
+            np.savez(buf, **flat)
+            atomic_write_bytes(path / "weights.npz", buf.getvalue())
+            atomic_write_json(path / "emulator.json", meta)
+            return path
+        with atomic_dir(path) as tmp:
+            np.savez(tmp / "weights.npz", **flat)
+            atomic_write_json(tmp / "emulator.json", meta)
         return path
 
     def __repr__(self) -> str:
         cond = "" if self.conditions is None else f", conditions={self.conditions!r}"
         return f"Emulator({self.space!r}{cond}, image_shape={self.image_shape})"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the OS says are available to a new allocation (None when unknown)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(nbytes: float) -> str:
+    """``nbytes`` in readable units (1.5 GB)."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if nbytes < 1000:
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1000
+    return f"{nbytes:.3g} TB" if nbytes < 1000 else f"{nbytes:,.0f} TB"
+
+
+_EMULATOR_FILES = {"emulator.json", "weights.npz"}
+
+
+def _existing(path: Path) -> str:
+    """What is at ``path``, for :meth:`Emulator.save`: ``"none"`` (nothing, or an empty folder),
+    ``"emulator"`` (a folder of magan's emulator files only, recognised by its emulator.json),
+    or a description of anything else."""
+    if not path.exists() and not path.is_symlink():
+        return "none"
+    if not path.is_dir():
+        return "a file"
+    names = {p.name for p in path.iterdir()}
+    if not names:
+        return "none"
+    if not names <= _EMULATOR_FILES or "emulator.json" not in names:
+        other = sorted(names - _EMULATOR_FILES)
+        return (f"a folder holding {len(other)} file(s) that are not an emulator's "
+                f"({', '.join(other[:3])}{', ...' if len(other) > 3 else ''})")
+    try:
+        meta = json.loads((path / "emulator.json").read_text())
+    except (OSError, ValueError):
+        meta = None
+    if not isinstance(meta, dict) or "format_version" not in meta:
+        return "a folder whose emulator.json was not written by magan"
+    return "emulator"
 
 
 def check_images(images, image_shape, what: str) -> np.ndarray:
@@ -258,13 +337,20 @@ def load_emulator(path) -> Emulator:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{meta_file}: format_version {meta.get('format_version')!r} is not "
                          f"{FORMAT_VERSION}; it was written by an incompatible magan version.")
-    space = ParameterSpace.from_dict(meta["space"])
-    conditions = ConditionSpace.from_dict(meta["conditions"]) if meta.get("conditions") else None
-    transform = transform_from_dict(meta.get("transform"))
-    image_shape = tuple(meta["image_shape"])
-    ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(image_shape),
-                                         meta["net"], 0,
-                                         0 if conditions is None else conditions.dim, init=False)
+    try:
+        space = ParameterSpace.from_dict(meta["space"])
+        conditions = (ConditionSpace.from_dict(meta["conditions"]) if meta.get("conditions")
+                      else None)
+        transform = transform_from_dict(meta.get("transform"))
+        image_shape = tuple(int(s) for s in meta["image_shape"])
+        ge, pe, gs, ps = build_emulator_nets(space.dim, transform.network_shape(image_shape),
+                                             meta["net"], 0,
+                                             0 if conditions is None else conditions.dim,
+                                             init=False)
+    except (KeyError, TypeError, AttributeError, IndexError) as err:
+        what = f"has no entry {err}" if isinstance(err, KeyError) else f"is malformed ({err})"
+        raise ValueError(f"{meta_file} {what}; the file is damaged or was edited by hand. Restore "
+                         "it from a copy, or save the emulator again.") from None
     try:
         with np.load(weights_file, allow_pickle=False) as z:
             flat = {k: z[k] for k in z.files}

@@ -115,3 +115,49 @@ def test_validate_writes_a_report_and_fails_an_untrained_emulator(tiny_run, tmp_
     assert main(["validate", "--emulator", str(tiny_run / "emulator"), "--out", str(out),
                  "--simulator", "calorimeter"]) == 2
     assert "do not match" in capsys.readouterr().err
+
+
+def test_common_failures_are_one_line_with_the_fix(tiny_run, tmp_path, capsys, monkeypatch):
+    """Simulator failures, folders named as files, an -n too large for memory and damaged
+    emulator.json files end in one `magan: error:` line (exit 1 for a failed run, 2 for bad
+    input); --debug shows the traceback instead."""
+    import magan.cli as cli
+    from magan.simulators.base import SimulatorError
+
+    emu = str(tiny_run / "emulator")
+    params = "m=0.1,c=10,x0=3,xsteps=8"
+    (tmp_path / "dir.npy").mkdir()
+    assert main(["sample", "--emulator", emu, "--params", params, "-n", "2",
+                 "--out", str(tmp_path / "dir.npy")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("magan: error: ") and "dir.npy: is a folder" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["fit", "--emulator", emu, "--data", str(tmp_path / "dir.npy"), "--out",
+                 str(tmp_path / "f")]) == 2
+    assert "dir.npy: Is a directory; name a file, not a folder" in capsys.readouterr().err
+    assert main(["sample", "--emulator", emu, "--params", params, "-n", str(10**12),
+                 "--out", str(tmp_path / "big.npy")]) == 2
+    assert "1000000000000 images of shape (28, 28, 1) need about 6,272 TB" in (
+        capsys.readouterr().err)
+    broken = tmp_path / "broken"
+    __import__("shutil").copytree(emu, broken)
+    meta = json.loads((broken / "emulator.json").read_text())
+    del meta["image_shape"]
+    (broken / "emulator.json").write_text(json.dumps(meta))
+    assert main(["sample", "--emulator", str(broken), "--params", params, "--out",
+                 str(tmp_path / "b.npy")]) == 2
+    assert "has no entry 'image_shape'; the file is damaged" in capsys.readouterr().err
+
+    def fail(args):
+        raise SimulatorError("my_sim: `my_sim` exited with status 3. Raise timeout_s.")
+
+    monkeypatch.setitem(cli._COMMANDS, "fit", fail)
+    argv = ["fit", "--emulator", emu, "--data", "x.npy", "--out", str(tmp_path / "f")]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == "magan: error: my_sim: `my_sim` exited with status 3. " \
+                                      "Raise timeout_s.\n"
+    with pytest.raises(SimulatorError):
+        main(argv + ["--debug"])
+    monkeypatch.setitem(cli._COMMANDS, "fit", lambda args: {}["oops"])
+    assert main(argv) == 1
+    assert "KeyError: 'oops' (unexpected: rerun with --debug" in capsys.readouterr().err

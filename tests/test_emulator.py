@@ -58,6 +58,40 @@ def test_save_load_round_trip(tiny_emulator, tmp_path):
     assert sorted(f.name for f in (tmp_path / "emu").iterdir()) == ["emulator.json", "weights.npz"]
 
 
+def test_save_never_destroys_what_is_not_an_emulator(tiny_emulator, tmp_path):
+    """A folder holding a user's files, or a file, is refused by save (naming it and the fix);
+    overwrite=True writes the two emulator files into the folder and keeps everything else."""
+    work = tmp_path / "work"
+    (work / "run").mkdir(parents=True)
+    (work / "thesis.tex").write_text("years of work")
+    (work / "run" / "fit.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"work already exists .*thesis.tex.*overwrite=True"):
+        tiny_emulator.save(work)
+    assert (work / "thesis.tex").read_text() == "years of work"
+    assert (work / "run" / "fit.json").exists()
+    (tmp_path / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match=r"notes.txt already exists and is a file"):
+        tiny_emulator.save(tmp_path / "notes.txt")
+    assert (tmp_path / "notes.txt").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "work"]  # no litter
+    # an emulator.json of someone else's is not an emulator folder either
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "emulator.json").write_text('{"mine": 1}')
+    with pytest.raises(ValueError, match="not written by magan"):
+        tiny_emulator.save(tmp_path / "other")
+    # overwrite=True: the emulator files go in, the user's files stay
+    tiny_emulator.save(work, overwrite=True)
+    assert sorted(p.name for p in work.iterdir()) == ["emulator.json", "run", "thesis.tex",
+                                                      "weights.npz"]
+    assert (work / "thesis.tex").read_text() == "years of work"
+    assert magan.load_emulator(work).space == LINE_SPACE
+    # an empty folder and a previous emulator folder are written without asking
+    (tmp_path / "empty").mkdir()
+    tiny_emulator.save(tmp_path / "empty")
+    tiny_emulator.save(tmp_path / "empty")
+    assert magan.load_emulator(tmp_path / "empty").space == LINE_SPACE
+
+
 def test_load_errors_are_clear(tiny_emulator, tmp_path):
     with pytest.raises(FileNotFoundError, match="not an emulator folder"):
         magan.load_emulator(tmp_path / "nothing")

@@ -11,11 +11,18 @@ draw of a step is derived from the seed and the step number (and the host genera
 restored), the resumed run ends in the same state as an uninterrupted one on the same machine.
 A checkpoint written with other settings is never resumed silently: the error says which setting
 differs and what to do.
+
+Each checkpoint carries the SHA-256 of every file of it (``magan_sha256.json`` in the step folder),
+checked before it is read: a damaged checkpoint (flipped bytes, a truncated file, a missing file)
+is set aside into ``checkpoints/STAGE-damaged/`` with a warning and the run resumes from the latest
+intact one; when none is intact the error names them and the fix.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import jax
@@ -23,6 +30,49 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 __all__ = ["RunCheckpoints"]
+
+SUMS = "magan_sha256.json"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sums(step_dir: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``step_dir`` (but the checksum file), by relative path."""
+    return {str(f.relative_to(step_dir)): _sha256(f) for f in sorted(step_dir.rglob("*"))
+            if f.is_file() and f.name != SUMS}
+
+
+def damage(step_dir: Path) -> str | None:
+    """What is wrong with the checkpoint in ``step_dir`` (None when every file matches the
+    checksums written with it)."""
+    try:
+        listed = json.loads((step_dir / SUMS).read_text())["sha256"]
+    except FileNotFoundError:
+        return (f"it has no {SUMS} (the run was killed while writing it, or an older magan "
+                "wrote it)")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"its {SUMS} cannot be read ({err})"
+    for name, digest in listed.items():
+        f = step_dir / name
+        if not f.is_file():
+            return f"its file {name} is missing"
+        if _sha256(f) != digest:
+            return f"its file {name} does not match the checksum written with it"
+    return None
+
+
+def _sync(name: str) -> None:
+    """A barrier across the processes of a multi-process run (nothing in a single process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def _jsonable(obj):
@@ -59,11 +109,51 @@ class RunCheckpoints:
             state=ocp.args.StandardSave(state),
             record=ocp.args.JsonSave(_jsonable({"settings": self.settings, **record}))))
         self.manager.wait_until_finished()
+        from magan.runtime.io import atomic_write_json
+
+        step_dir = self.directory / str(step)
+        atomic_write_json(step_dir / SUMS, {"sha256": file_sums(step_dir)})  # process 0 only
+        _sync("magan_checkpoint_sums")
+
+    def _latest_intact(self) -> int | None:
+        """The latest checkpoint whose files match their checksums (None when there is none at
+        all). Damaged later ones are moved to ``STAGE-damaged/`` with a warning; raises
+        ValueError when every checkpoint is damaged."""
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        damaged = []
+        for step in steps:
+            problem = damage(self.directory / str(step))
+            if problem is None:
+                break
+            damaged.append(f"step {step}: {problem}")
+        else:
+            if not steps:
+                return None
+            raise ValueError(f"No checkpoint in {self.directory} is intact ({'; '.join(damaged)})."
+                             f" Delete {self.directory} to restart the run from step 0.")
+        if damaged:
+            aside = self.directory.with_name(f"{self.directory.name}-damaged")
+            _sync("magan_checkpoint_verified")
+            if jax.process_index() == 0:
+                aside.mkdir(parents=True, exist_ok=True)
+                for later in steps[:len(damaged)]:
+                    target = aside / str(later)
+                    n = 1
+                    while target.exists():
+                        target, n = aside / f"{later}.{n}", n + 1
+                    (self.directory / str(later)).rename(target)
+            _sync("magan_checkpoint_set_aside")
+            self.manager.reload()
+            warnings.warn(f"Damaged checkpoint(s) in {self.directory} ({'; '.join(damaged)}) "
+                          f"moved to {aside}; resuming from the intact step {step}. Delete "
+                          f"{aside} once you no longer need it.", stacklevel=3)
+        return step
 
     def restore(self, like) -> tuple[int, object, dict] | None:
         """The latest checkpoint as ``(step, state, record)``, arrays placed like ``like``; None
-        when there is none. Raises ValueError when its settings differ or it cannot be read."""
-        step = self.latest_step()
+        when there is none. A damaged latest checkpoint is set aside for the previous intact one
+        (a warning says so). Raises ValueError when its settings differ or none can be read."""
+        step = self._latest_intact()
         if step is None:
             return None
         where = self.directory / str(step)

@@ -8,6 +8,7 @@ only process 0 writes (the others' writes are no-ops), see :mod:`magan.runtime.p
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import numpy as np
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "atomic_dir",
            "load_array", "to_jsonable", "write_calochallenge", "read_calochallenge",
-           "is_calochallenge"]
+           "is_calochallenge", "umask"]
 
 
 def to_jsonable(obj):
@@ -34,13 +35,38 @@ def to_jsonable(obj):
     return obj
 
 
-@contextlib.contextmanager
+def umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
 def _tmp_in(path: Path):
+    """A temporary file next to ``path``, renamed onto it when the block succeeds; it gets the
+    permissions an ordinary ``open(path, "w")`` would (0666 less the umask), not mkstemp's 0600,
+    so collaborators read results as they read any other file of the user."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file; name a file (in it or "
+                                "elsewhere) to write to", str(path))
+    return _replacing(path)
+
+
+@contextlib.contextmanager
+def _replacing(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -81,7 +107,8 @@ def atomic_save_npy(path, array) -> Path:
 
 @contextlib.contextmanager
 def atomic_dir(path):
-    """Yield a fresh temporary folder; on success it replaces ``path`` as a whole."""
+    """Yield a fresh temporary folder; on success it replaces ``path`` as a whole (whatever is
+    there: callers that must not destroy a user's files check first, as Emulator.save does)."""
     path = Path(path)
     if not _writer():  # written into, then discarded
         with tempfile.TemporaryDirectory() as scratch:
@@ -91,6 +118,7 @@ def atomic_dir(path):
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~umask())  # as mkdir would make it, not mkdtemp's 0700
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():

@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from magan.runtime.io import umask  # noqa: E402
+
 __all__ = ["plot_losses", "plot_image_grid", "plot_fit", "save_figure"]
 
 
@@ -30,6 +32,7 @@ def save_figure(fig, path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, 0o666 & ~umask())  # as an ordinary file, not mkstemp's 0600
         os.replace(tmp, path)
     finally:
         plt.close(fig)

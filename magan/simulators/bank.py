@@ -157,10 +157,7 @@ class BankSimulator(Simulator):
                 with np.load(path, allow_pickle=False) as z:
                     data = {k: z[k] for k in z.files}
             else:
-                import h5py
-
-                with h5py.File(path, "r") as f:
-                    data = {k: f[k][()] for k in f.keys()}
+                data = _read_h5_bank(path)
         except (OSError, ValueError) as err:
             raise ValueError(f"{path} cannot be read as a bank ({err}).") from None
         missing = [k for k in ("params", "images") if k not in data]
@@ -189,3 +186,25 @@ class BankSimulator(Simulator):
         return cls(pts, images, space, conditions=cond,
                    condition_space=simulator.conditions if cond is not None else None,
                    name=f"bank of {simulator.name}")
+
+
+def _read_h5_bank(path: Path) -> dict[str, np.ndarray]:
+    """The datasets of an HDF5 bank: those at the top level, or those of the one group that holds
+    ``params`` and ``images`` (a ValueError naming the groups when several do, or none)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        datasets: list[str] = []
+        f.visititems(lambda name, obj: datasets.append(name)
+                     if isinstance(obj, h5py.Dataset) else None)
+        groups = sorted({name.rpartition("/")[0] for name in datasets})
+        holders = [g for g in groups
+                   if all(f"{g}/{k}".lstrip("/") in datasets for k in ("params", "images"))]
+        if len(holders) > 1:
+            raise ValueError(f"several groups hold a bank ({', '.join(h or '/' for h in holders)});"
+                             " keep one bank per file (or move one to the top level).")
+        if not holders:
+            return {name: np.empty(0) for name in datasets}  # reported as missing by the caller
+        group = f[holders[0]] if holders[0] else f
+        return {k: v[()] for k, v in group.items() if isinstance(v, h5py.Dataset)}
+

@@ -17,6 +17,7 @@ exceeds ``timeout_s``, exits with a non-zero status, or writes no or malformed o
 from __future__ import annotations
 
 import shlex
+import string
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -27,6 +28,30 @@ import numpy as np
 from magan.simulators.base import Simulator, SimulatorError, _check_conditions, _image_shape
 
 __all__ = ["CommandSimulator"]
+
+
+PLACEHOLDERS = ("params", "out", "seed", "conditions")
+
+
+def _check_placeholders(args: list[str], has_conditions: bool) -> None:
+    """Refuse a command whose ``{...}`` fields magan cannot fill (a ValueError naming the field,
+    the placeholders there are, and how to write a literal brace), instead of a KeyError on the
+    first batch."""
+    allowed = PLACEHOLDERS if has_conditions else PLACEHOLDERS[:3]
+    for arg in args:
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(arg) if f is not None]
+        except ValueError as err:
+            raise ValueError(f"The command argument {arg!r} has unbalanced braces ({err}); write "
+                             "a literal { or } as {{ or }}.") from None
+        for field in fields:
+            if field not in allowed:
+                extra = (" ({conditions} needs conditions= with a ConditionSpace)"
+                         if field == "conditions" else "")
+                raise ValueError(f"The command argument {arg!r} has an unknown placeholder "
+                                 f"{{{field}}}{extra}; magan fills "
+                                 f"{', '.join('{' + a + '}' for a in allowed)}. Write a literal "
+                                 "{ or } as {{ or }}.")
 
 
 class CommandSimulator(Simulator):
@@ -49,6 +74,7 @@ class CommandSimulator(Simulator):
         if not args:
             raise ValueError("CommandSimulator needs a command.")
         text = " ".join(args)
+        _check_placeholders(args, conditions is not None)
         for needed in ("{params}", "{out}"):
             if needed not in text:
                 raise ValueError(f"The command {text!r} has no {needed} placeholder; magan passes "

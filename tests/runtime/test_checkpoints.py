@@ -61,6 +61,17 @@ TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, sia
                       siamese_embedding_width=16, log_every=10, checkpoint_every=10)
 
 
+def _flip(step_dir, n=16):
+    """Flip ``n`` bytes in the middle of the largest array-data file of a checkpoint (orbax reads
+    such a file without complaint: the arrays just come back wrong)."""
+    f = max((p for p in (step_dir / "state").rglob("*") if p.is_file() and p.parent.name == "d"),
+            key=lambda p: p.stat().st_size)
+    b = bytearray(f.read_bytes())
+    for i in range(len(b) // 2, len(b) // 2 + n):
+        b[i] ^= 0xFF
+    f.write_bytes(bytes(b))
+
+
 def test_other_settings_and_damaged_checkpoints_are_refused(tmp_path):
     sim = line_simulator()
     train_emulator(sim, LINE_SPACE, TINY, seed=0, workdir=tmp_path, progress=False)
@@ -69,10 +80,28 @@ def test_other_settings_and_damaged_checkpoints_are_refused(tmp_path):
                        workdir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="seed: 0 -> 1"):
         train_emulator(sim, LINE_SPACE, TINY, seed=1, workdir=tmp_path, progress=False)
-    # damage the latest checkpoint's arrays
-    latest = tmp_path / "checkpoints" / "pretrain" / str(max(_steps(tmp_path)))
-    for f in (latest / "state").rglob("*"):
-        if f.is_file() and f.stat().st_size > 0 and "metadata" not in f.name:
-            f.write_bytes(b"\0garbage")
-    with pytest.raises(ValueError, match="corrupted|cannot be read"):
+    # flipped bytes in the latest checkpoint: set aside, the run resumes from the intact one
+    weights = tmp_path / "emulator" / "weights.npz"
+    with np.load(weights) as z:
+        before = {k: z[k] for k in z.files}
+    ckpts = tmp_path / "checkpoints" / "pretrain"
+    assert _steps(tmp_path) == [10, 20]
+    _flip(ckpts / "20")
+    with pytest.warns(UserWarning, match=r"Damaged checkpoint.*step 20: its file state/.* does "
+                                         r"not match .*resuming from the intact step 10"):
         train_emulator(sim, LINE_SPACE, TINY, seed=0, workdir=tmp_path, progress=False)
+    with np.load(weights) as z:
+        after = {k: z[k] for k in z.files}
+    for k, v in after.items():
+        assert np.isfinite(v).all(), k
+        np.testing.assert_allclose(v, before[k], rtol=1e-4, atol=1e-5, err_msg=k)
+    assert (tmp_path / "checkpoints" / "pretrain-damaged" / "20").is_dir()
+    assert _steps(tmp_path) == [10, 20]  # step 20 written afresh
+    # every checkpoint damaged: refused, naming them and the fix; the emulator is kept
+    for step in _steps(tmp_path):
+        _flip(ckpts / str(step))
+    with pytest.raises(ValueError, match=r"No checkpoint in .* is intact \(step 20: .*; step 10: "
+                                         r".*\)\. Delete .* to restart the run from step 0"):
+        train_emulator(sim, LINE_SPACE, TINY, seed=0, workdir=tmp_path, progress=False)
+    with np.load(weights) as z:
+        assert all(np.array_equal(z[k], after[k]) for k in z.files)

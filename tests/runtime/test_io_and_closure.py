@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -69,3 +71,34 @@ def test_load_array_formats(tmp_path):
         load_array(f"{tmp_path}/x.h5:nope")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_array(str(tmp_path / "missing.npy"))
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_outputs_keep_the_umask(tmp_path, mask):
+    """Files come out 0666 & ~umask and folders 0777 & ~umask, as `open`/`mkdir` make them, not
+    mkstemp/mkdtemp's private 0600/0700 (collaborators on a shared machine read results)."""
+    import matplotlib.pyplot as plt
+
+    from magan.runtime.io import atomic_save_npy, write_calochallenge
+    from magan.runtime.plots import save_figure
+
+    old = os.umask(mask)
+    try:
+        files = [atomic_write_json(tmp_path / "a.json", {"v": 1}),
+                 atomic_save_npy(tmp_path / "x.npy", np.zeros(3)),
+                 write_calochallenge(tmp_path / "c.h5", np.zeros((2, 3)), np.ones(2)),
+                 save_figure(plt.figure(), tmp_path / "f.png")]
+        with atomic_dir(tmp_path / "d") as d:
+            atomic_write_json(d / "inner.json", {})
+    finally:
+        os.umask(old)
+    for f in files + [tmp_path / "d" / "inner.json"]:
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~mask, f
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o777 & ~mask
+
+
+def test_atomic_write_to_a_folder_is_refused_naming_it(tmp_path):
+    (tmp_path / "out.npy").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file") as err:
+        atomic_write_json(tmp_path / "out.npy", {})
+    assert err.value.filename == str(tmp_path / "out.npy")

@@ -99,3 +99,34 @@ def test_command_simulator_failures_are_reported():
         wrong.simulate(rng, p, LINE_SPACE)
     with pytest.raises(ValueError, match="no {out} placeholder"):
         CommandSimulator("my_sim {params}", (28, 28))
+
+
+def test_bank_datasets_inside_a_group_are_read_or_refused_clearly(bank, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "grouped.h5", "w") as f:
+        f.create_dataset("run1/params", data=bank.params)
+        f.create_dataset("run1/images", data=bank.images)
+    back = BankSimulator.load(tmp_path / "grouped.h5", LINE_SPACE)
+    np.testing.assert_array_equal(back.images, bank.images)
+    with h5py.File(tmp_path / "two.h5", "w") as f:
+        for g in ("a", "b"):
+            f.create_dataset(f"{g}/params", data=bank.params)
+            f.create_dataset(f"{g}/images", data=bank.images)
+    with pytest.raises(ValueError, match=r"several groups hold a bank \(a, b\); keep one"):
+        BankSimulator.load(tmp_path / "two.h5", LINE_SPACE)
+    with h5py.File(tmp_path / "half.h5", "w") as f:
+        f.create_dataset("g/params", data=bank.params)
+    with pytest.raises(ValueError, match=r"no dataset\(s\) \['params', 'images'\].*'g/params'"):
+        BankSimulator.load(tmp_path / "half.h5", LINE_SPACE)
+
+
+@pytest.mark.parametrize("command, match", [
+    ("sim {params} {out} {sed}", r"unknown placeholder \{sed\}; magan fills \{params\}, \{out\}"),
+    ("awk '{print $1}' {params} {out}", r"unknown placeholder \{print \$1\}.*as \{\{ or \}\}"),
+    ("sim {params} {out} {conditions}", r"\{conditions\} needs conditions="),
+    ("sim {params} {out} }", r"unbalanced braces"),
+])
+def test_command_placeholders_are_checked_when_made(command, match):
+    with pytest.raises(ValueError, match=match):
+        CommandSimulator(command, (28, 28, 1))
