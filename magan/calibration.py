@@ -1,7 +1,7 @@
 """Fit calibration, public path: does the fit's reported uncertainty mean anything?
 
-:func:`calibrate` fits target sets simulated at many truth points, several truths per compiled
-program, and reports bias, pulls and coverage; the code lives in
+:func:`calibrate` fits target sets simulated at many truth points (optionally several truths per
+compiled program) and reports bias, pulls and coverage; the code lives in
 :mod:`magan.validation.calibration` (whose module docstring says what is measured).
 
     import magan

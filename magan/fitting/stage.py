@@ -100,8 +100,9 @@ def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *
     ``fit_many(e, [x], seed=s, ...)[0]`` is bit for bit ``fit(e, x, seed=s, ...)``. With T > 1 a
     set's result differs from its own single fit by the random draws only (the bootstrap rows,
     G's and D's initial weights and the batches are drawn for the whole program), not in
-    distribution. Worth it when fits are compile-bound (small presets, CPU): the program compiles
-    once for the T sets, in a time that grows with T * R (the replicas are unrolled in the step).
+    distribution. The step unrolls the T * R replicas, so the program compiles in a time growing
+    with them and, on a CPU, runs them one after another: there T fits one after another (which
+    share one compiled program) are faster (``scripts/calibration_speed.py``).
 
     Args:
       emulator: a trained :class:`~magan.Emulator`.

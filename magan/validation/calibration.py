@@ -10,12 +10,14 @@ as a user would run it), and the result is compared with the truth:
   the **coverage** (fraction of truths within 1 and 2 reported sigma) is then 68.3 % and 95.4 %.
   Lower coverage means the reported spread is too small (the fit is over-confident).
 
-:func:`calibrate` fits ``truths_per_program`` truths side by side in one compiled program
-(:func:`magan.fitting.stage.fit_many`): on a CPU a small fit's time is mostly compilation, which
-is then paid once per chunk instead of once per truth. Each finished chunk is written to
+:func:`calibrate` can fit ``truths_per_program`` truths side by side in one compiled program
+(:func:`magan.fitting.stage.fit_many`). On a CPU that does not pay: one truth per program (the
+default) already compiles the fit once for all truths (the compiled step is cached per replica
+count), while a program of T truths unrolls T times the replicas, compiles in time growing with
+them and runs them one after another (``scripts/calibration_speed.py``: 6 tiny truths took 84 s
+sequentially, 108 s two per program, 155 s three per program). Each finished chunk is written to
 ``workdir/calibration.json`` at once, so an interrupted calibration resumes where it stopped when
-it is run again with the same settings. :func:`fit_calibration` is the one-truth-per-program
-calibration of magan 0.1 (the same numbers as before).
+it is run again with the same settings. :func:`fit_calibration` is magan 0.1's name for it.
 
 Public path: :mod:`magan.calibration` (this module's names).
 """
@@ -37,10 +39,9 @@ from magan.runtime.io import atomic_write_json, to_jsonable
 __all__ = ["calibrate", "fit_calibration", "summarise_calibration", "NOMINAL_COVERAGE",
            "TRUTHS_PER_PROGRAM"]
 
-# truths fitted in one program by default: the fastest chunk on a 2-core CPU with the tiny
-# presets (scripts/calibration_speed.py); larger programs compile in time growing with the
-# replicas they unroll
-TRUTHS_PER_PROGRAM = 5
+# truths fitted in one program by default: the fastest on a 2-core CPU with the tiny presets
+# (scripts/calibration_speed.py; module docstring). With 1 each truth's fit is magan.fit's.
+TRUTHS_PER_PROGRAM = 1
 
 NOMINAL_COVERAGE = {"1sigma": math.erf(1 / math.sqrt(2)), "2sigma": math.erf(2 / math.sqrt(2))}
 
@@ -100,7 +101,8 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
         ``fit_config.feature_weight > 0`` (see :func:`magan.fit`). In a program of several truths
         every set's features are standardised by the first set's spread (per program and pass).
       truths_per_program: truths fitted side by side in one compiled program (the last chunk
-        may be smaller); 1 fits one truth per program, exactly as :func:`magan.fit` would.
+        may be smaller); 1 (the default, fastest on a CPU) fits each truth exactly as
+        ``magan.fit(..., seed=seed + i)`` would.
       workdir: where ``calibration.json`` (and its figure, by the caller) go; enables resuming.
       progress: show progress bars (``None``: unless MAGAN_QUIET is set).
     Returns:
@@ -138,9 +140,9 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
 def fit_calibration(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: int = 500,
                     fit_config: FitConfig | None = None, seed: int = 0, inner: float = 0.8,
                     workdir=None, progress: bool | None = None, fit_features=None) -> dict:
-    """:func:`calibrate` with one truth per program (``truths_per_program=1``): each truth is
-    fitted exactly as ``magan.fit(..., seed=seed + i)`` fits it, as magan 0.1 did.
-    ``fit_features`` is :func:`calibrate`'s ``features``."""
+    """magan 0.1's name for :func:`calibrate` with one truth per program (each truth fitted
+    exactly as ``magan.fit(..., seed=seed + i)`` fits it); ``fit_features`` is its
+    ``features``."""
     return calibrate(emulator, simulator, n_truths=n_truths, n_targets=n_targets,
                      fit_config=fit_config, seed=seed, inner=inner, features=fit_features,
                      truths_per_program=1, workdir=workdir, progress=progress)

@@ -13,12 +13,14 @@ import pytest
 import magan
 import magan.calibration
 import magan.validation.calibration as vcal
+from magan.config import replace
 from magan.fitting.diagnostics import FitWarning
 from magan.fitting.stage import fit_many
 from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
-# the tiny preset as it is: its programs are those other tests compile (the session's cache)
-CFG = magan.FIT_PRESETS["tiny"]
+# bias_reference="fit": both passes of a program of T sets compile to one program (T * R
+# replicas on T sets), so these tests compile two (R and 2 R replicas) between them
+CFG = replace(magan.FIT_PRESETS["tiny"], bias_reference="fit")
 TRUTHS = np.array([[-0.3, 10.0, 3.0, 6.0], [0.3, 17.0, 10.0, 12.0]])
 
 
@@ -40,7 +42,8 @@ def test_one_set_is_fit_bit_for_bit(tiny_line_emulator):
                     progress=False)
     assert np.array_equal(many.samples, single.samples)
     assert np.array_equal(many.std, single.std) and np.array_equal(many.bias, single.bias)
-    assert many.history == single.history
+    assert np.array_equal(many.reference_at, single.reference_at)
+    assert many.history == single.history and many.reference_history == single.reference_history
     assert [d.to_dict() for d in many.diagnostics] == [d.to_dict() for d in single.diagnostics]
 
 
@@ -55,13 +58,13 @@ def test_sets_side_by_side_each_get_their_own_fit(tiny_line_emulator):
     for t, res in enumerate(both):
         own = _quiet(magan.fit, tiny_line_emulator, sets[t], CFG, seed=t, simulator=sim,
                      progress=False)
-        # set t's reference set is the one of its own fit (same stream), so the bias-corrected
-        # means differ only by the program's random draws: a few % of the range
-        assert np.allclose(res.reference_at, own.reference_at)
+        assert np.array_equal(res.start, own.start)  # where S places set t, in both
+        assert np.allclose(res.reference_at, np.clip(res.raw_mean, LINE_SPACE.low,
+                                                     LINE_SPACE.high))  # at set t's own fit
+        # the same procedure on the same targets: the means differ by the random draws only
         assert np.all(np.abs(res.mean - own.mean) < 0.1 * width + 3 * (res.std + own.std)), t
         assert res.samples.shape == own.samples.shape
-    # and the two sets are told apart: each set's start is its own S estimate
-    assert not np.allclose(both[0].start, both[1].start)
+    assert not np.allclose(both[0].start, both[1].start)  # the two sets are told apart
 
 
 def test_fit_many_refuses_mismatched_sets(tiny_line_emulator):
