@@ -6,6 +6,7 @@ Data flow::
     Emulator --fit(target images [, target conditions])--> FitResult
     Emulator.sample(params [, conditions]) -> fast simulation
     validate(emulator, simulator) -> report: is the emulator trustworthy, is the fit calibrated?
+    calibrate(emulator, simulator) -> the fit's bias and coverage over many truths
 
 Names are imported on first use (PEP 562), so ``import magan.space`` or a NumPy-only simulator
 program does not pay for importing JAX.
@@ -30,6 +31,7 @@ _WHERE = {
     "Emulator": "magan.emulator", "load_emulator": "magan.emulator",
     "fit": "magan.fitting", "FitResult": "magan.fitting",
     "validate": "magan.validation", "ValidationConfig": "magan.validation",
+    "calibrate": "magan.calibration",
 }
 __all__ = [*_WHERE, "__version__"]
 __getattr__, __dir__ = exports(__name__, _WHERE)
@@ -48,7 +50,7 @@ alias_moved_modules({
     "magan.plots": "magan.runtime.plots",
     **{f"magan.{m}": f"magan.validation.{m}" for m in (
         "distances", "two_sample", "learned_features", "memorisation", "coverage",
-        "constraints", "calibration", "closure", "quality")},
+        "constraints", "closure", "quality")},
     "magan.studies.line_simulator": "magan.studies.line.simulator",
     "magan.studies.line_command": "magan.studies.line.command",
     "magan.studies.calorimeter_simulator": "magan.studies.calorimeter.simulator",

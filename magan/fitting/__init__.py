@@ -1,6 +1,7 @@
 """Stage 2, fitting: with E frozen, G and D play on the target images; G's outputs are the fit.
 
-* :mod:`~magan.fitting.stage`: :func:`fit`, the stage's orchestration (inputs, bias-correction
+* :mod:`~magan.fitting.stage`: :func:`fit` and :func:`fit_many` (many target sets in one
+  program), the stage's orchestration (inputs, bias-correction
   passes, result);
 * :mod:`~magan.fitting.replicas`: fitting image sets with replicas of (G, D) in the training loop;
 * :mod:`~magan.fitting.state`: G's and D's networks, optimisers and the fit's state;
@@ -15,6 +16,7 @@ from magan._lazy import exports
 
 _WHERE = {
     "fit": "magan.fitting.stage",
+    "fit_many": "magan.fitting.stage",
     "FitResult": "magan.fitting.result",
     "feature_energy_distance": "magan.losses",
     "feature_scales": "magan.fitting.features",

@@ -21,12 +21,11 @@ from magan.runtime.loop import run_loop
 __all__ = ["fit_sets"]
 
 
-def _device_data(run, sets):
+def _device_data(run, sets, conds):
     """The sets stacked in network space (M, H, W, C), their physical conditions (M, K) or None,
-    and their unit-cube conditions (M, K) (K may be 0)."""
+    and their unit-cube conditions (M, K) (K may be 0); ``conds``: each set's (N, K) or None."""
     cond = run.cond
-    n_sets = len(sets)
-    data_cond = None if cond is None else np.concatenate([cond] * n_sets)
+    data_cond = None if cond is None else np.concatenate(conds)
     data = run.emulator.to_network(np.concatenate(sets), data_cond)
     data_cond_unit = (np.zeros((data.shape[0], 0), np.float32) if cond is None
                       else run.emulator.conditions.to_unit(data_cond).astype(np.float32))
@@ -64,16 +63,19 @@ def _summarise(run, use_features: bool, per_set: int):
     return summarise
 
 
-def fit_sets(run, sets, start_unit, key, label: str, *, replicas: int | None = None):
+def fit_sets(run, sets, start_unit, key, label: str, *, replicas: int | None = None,
+             conds=None):
     """Fit ``replicas`` (default ``run.cfg.replicas``) (G, D) pairs to each image set in ``sets``
-    (each (N, H, W, C), physical, at the targets' conditions), starting at ``start_unit``: (P,)
-    for all, or (len(sets), P), one start per set. Returns G's draws in the unit cube
+    (each (N, H, W, C), physical, all with the same N), starting at ``start_unit``: (P,) for
+    all, or (len(sets), P), one start per set. ``conds``: each set's physical conditions (N, K)
+    (default: the targets' ``run.cond`` for every set). Returns G's draws in the unit cube
     (len(sets) * R, S, P), the metric history and the loop's seconds."""
     cfg, emulator = run.cfg, run.emulator
     p, k_cond, n_targets = emulator.space.dim, emulator.cond_dim, sets[0].shape[0]
     per_set = replicas or cfg.replicas
     n_rep = per_set * len(sets)
-    data, data_cond, data_cond_unit = _device_data(run, sets)
+    data, data_cond, data_cond_unit = _device_data(
+        run, sets, [run.cond] * len(sets) if conds is None else conds)
     k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
     start_unit = np.asarray(start_unit, np.float32)
     per_replica = start_unit.ndim == 2

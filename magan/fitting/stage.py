@@ -34,13 +34,13 @@ import numpy as np
 
 from magan.config import FitConfig
 from magan.emulator import Emulator, check_images
-from magan.fitting.diagnostics import diagnose, warn_about
+from magan.fitting.diagnostics import diagnose, fit_closure, warn_about
 from magan.fitting.features import LearnedSummaries, UserFeatures
 from magan.fitting.replicas import fit_sets
 from magan.fitting.result import FitResult
 from magan.runtime.io import atomic_write_json, write_metrics
 
-__all__ = ["fit"]
+__all__ = ["fit", "fit_many"]
 
 
 def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, seed: int = 0,
@@ -83,22 +83,88 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     t0 = time.perf_counter()
     run = _Fit(emulator, cfg, cond, _summaries(emulator, cfg, features), simulator, seed,
                progress)
-    start_unit = run.start_of(targets)
-    correct = simulator is not None and cfg.bias_correction
-    passes = {"start": _reference_at_start, "fit": _reference_at_fit,
-              "around": _references_around_fit}[cfg.bias_reference]
-    raw_unit, ref_unit, ref_at, histories, loop_s = passes(run, targets, start_unit, correct)
-    result = _result(run, raw_unit, ref_unit, ref_at, start_unit, histories)
-    result.diagnostics = _diagnostics(run, targets, raw_unit, result)
+    [result] = _fit_runs([run], [targets], t0)
     warn_about(result.diagnostics, stacklevel=2)
-    result.timing = {"total_s": time.perf_counter() - t0, "loop_s": loop_s,
-                     "steps_per_s": cfg.steps * (2 if histories[1] else 1) / loop_s}
     if workdir is not None:
         write_metrics(workdir, "fit", result.history)
         if result.reference_history:
             write_metrics(workdir, "fit_reference", result.reference_history)
         atomic_write_json(f"{workdir}/fit.json", result.to_dict())
     return result
+
+
+def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *, seed: int = 0,
+             target_conditions=None, simulator=None, features=None, warn: bool = True,
+             progress: bool | None = None) -> list[FitResult]:
+    """Fit T target sets in one pass sequence: one compiled program fits all T sets (T * R
+    replicas), and one more (when the bias reference needs a second pass) fits all their
+    reference sets; then each set gets its own :class:`FitResult`, as :func:`fit` makes it.
+
+    ``fit_many(e, [x], seed=s, ...)[0]`` is bit for bit ``fit(e, x, seed=s, ...)``. With T > 1 a
+    set's result differs from its own single fit by the random draws only (the bootstrap rows,
+    G's and D's initial weights and the batches are drawn for the whole program), not in
+    distribution. The step unrolls the T * R replicas, so the program compiles in a time growing
+    with them and, on a CPU, runs them one after another: there T fits one after another (which
+    share one compiled program) are faster (``scripts/calibration_speed.py``).
+
+    Args:
+      emulator: a trained :class:`~magan.Emulator`.
+      target_sets: T >= 1 image sets, each (N, H, W, C) (or (N, H, W)), physical units, finite,
+        all with the same N.
+      target_conditions: with a conditioned emulator, T arrays (N, K), one per set (each set's
+        reference sets are simulated at its conditions); else None.
+      config, simulator, features, progress: as for :func:`fit`, shared by all sets.
+      seed: the program's random key; set t's reference sets are simulated from the streams of
+        ``seed + t`` (so set t's reference images are those of ``fit(..., seed=seed + t)``).
+      warn: issue each set's warnings (:class:`~magan.fitting.diagnostics.FitWarning`).
+    Returns:
+      T results (:class:`FitResult`) in physical units, in the order of ``target_sets``. Each
+      carries the program's metric history (its ``mean_*`` columns follow set 0) and timing.
+    """
+    sets = list(target_sets) if isinstance(target_sets, (list, tuple)) else None
+    if not sets:
+        raise TypeError("target_sets must be a non-empty list of image arrays (N, H, W, C); for "
+                        "one set call fit(emulator, images) or pass [images].")
+    conds = [None] * len(sets) if target_conditions is None else list(target_conditions)
+    if len(conds) != len(sets):
+        raise ValueError(f"target_conditions has {len(conds)} arrays for {len(sets)} target "
+                         "sets; give one (N, K) array per set.")
+    checked = [_checked_inputs(emulator, x, config, c, features) for x, c in zip(sets, conds)]
+    sizes = sorted({c[1].shape[0] for c in checked})
+    if len(sizes) > 1:
+        raise ValueError(f"target sets of different sizes {sizes} cannot share a program; give "
+                         "every set the same number of images.")
+    t0 = time.perf_counter()
+    cfg = checked[0][0]
+    used = _summaries(emulator, cfg, features)
+    runs = [_Fit(emulator, cfg, cond, used, simulator, seed + t, progress)
+            for t, (_, _, cond) in enumerate(checked)]
+    results = _fit_runs(runs, [c[1] for c in checked], t0)
+    for result in results if warn else ():
+        warn_about(result.diagnostics, stacklevel=2)
+    return results
+
+
+def _fit_runs(runs: list, targets: list, t0: float) -> list[FitResult]:
+    """The pass sequence of ``cfg.bias_reference`` over the target sets ``targets`` (each
+    (N, H, W, C)), ``runs[t]`` holding set t's conditions and seed (``runs[0]``'s seed keys the
+    programs); one result per set, with its diagnostics and the shared timing."""
+    run, cfg = runs[0], runs[0].cfg
+    starts = [r.start_of(x) for r, x in zip(runs, targets)]
+    correct = run.simulator is not None and cfg.bias_correction
+    passes = {"start": _reference_at_start, "fit": _reference_at_fit,
+              "around": _references_around_fit}[cfg.bias_reference]
+    raw_units, ref_units, ref_ats, histories, loop_s = passes(runs, targets, starts, correct)
+    timing = {"loop_s": loop_s, "steps_per_s": cfg.steps * (2 if histories[1] else 1) / loop_s}
+    results = []
+    for t, r in enumerate(runs):
+        result = _result(r, raw_units[t], ref_units[t], ref_ats[t], starts[t], histories)
+        result.diagnostics = _diagnostics(r, targets[t], raw_units[t], result)
+        results.append(result)
+    total_s = time.perf_counter() - t0
+    for result in results:
+        result.timing = {"total_s": total_s, **timing}
+    return results
 
 
 def _checked_inputs(emulator, target_images, config, target_conditions, features):
@@ -170,58 +236,100 @@ class _Fit:
         return check_images(ref, self.emulator.image_shape, "reference")
 
 
-def _reference_at_start(run: _Fit, targets, start_unit, correct: bool):
-    """One pass: the reference set (with bias correction), simulated at the start, is fitted
-    beside the targets. Returns (raw unit draws (R, S, P), reference draws or None, reference
-    point or None, (history, []), loop seconds)."""
-    key = jax.random.key(run.seed)
+def _one_or_each(starts) -> np.ndarray:
+    """G's start for :func:`~magan.fitting.replicas.fit_sets`: the point (P,) itself for one
+    set (as a single fit always passed it), else one row per set (len(starts), P)."""
+    return starts[0] if len(starts) == 1 else np.stack(starts)
+
+
+def _fit_targets(runs, targets, starts, key):
+    """The first pass: all T target sets in one program. Returns T draws (R, S, P) (unit cube),
+    the history and the loop's seconds."""
+    unit, history, loop_s = fit_sets(runs[0], targets, _one_or_each(starts), key, "fitting",
+                                     conds=[r.cond for r in runs])
+    r = runs[0].cfg.replicas
+    return [unit[t * r:(t + 1) * r] for t in range(len(runs))], history, loop_s
+
+
+def _reference_at_start(runs: list, targets, starts, correct: bool):
+    """One pass: each set's reference set (with bias correction), simulated at its start, is
+    fitted beside it, all in one program (sets in the order [targets 0, reference 0, targets 1,
+    ...]). Returns per set: raw unit draws (R, S, P), reference draws (or None), reference point
+    (or None); then (history, []) and the loop's seconds."""
+    key, t_n = jax.random.key(runs[0].seed), len(runs)
     if not correct:
-        unit, history, loop_s = fit_sets(run, [targets], start_unit, key, "fitting")
-        return unit, None, None, (history, []), loop_s
-    ref_at = run.emulator.space.from_unit(start_unit.astype(np.float64))
-    sets = [targets, run.simulate_reference(ref_at, targets.shape[0])]
-    unit, history, loop_s = fit_sets(run, sets, start_unit, key, "fitting")
-    r = run.cfg.replicas
-    return unit[:r], unit[r:], ref_at, (history, []), loop_s
+        units, history, loop_s = _fit_targets(runs, targets, starts, key)
+        return units, [None] * t_n, [None] * t_n, (history, []), loop_s
+    space, r = runs[0].emulator.space, runs[0].cfg.replicas
+    ref_ats = [space.from_unit(s.astype(np.float64)) for s in starts]
+    refs = [run.simulate_reference(at, x.shape[0]) for run, x, at in zip(runs, targets, ref_ats)]
+    sets = [s for pair in zip(targets, refs) for s in pair]
+    start = starts[0] if t_n == 1 else np.repeat(np.stack(starts), 2, axis=0)
+    unit, history, loop_s = fit_sets(runs[0], sets, start, key, "fitting",
+                                     conds=[run.cond for run in runs for _ in range(2)])
+    pairs = unit.reshape(t_n, 2, r, *unit.shape[1:])
+    return list(pairs[:, 0]), list(pairs[:, 1]), ref_ats, (history, []), loop_s
 
 
-def _reference_at_fit(run: _Fit, targets, start_unit, correct: bool):
-    """Two passes (the parametric bootstrap): fit the targets, then a reference set simulated
-    where that fit landed, started where S places it; the same procedure both times."""
-    key = jax.random.key(run.seed)
-    unit, history, loop_s = fit_sets(run, [targets], start_unit, key, "fitting")
+def _fitted_points(runs, units) -> list:
+    """Each set's raw draws (R * S, P) in physical units."""
+    space = runs[0].emulator.space
+    return [space.from_unit(u.reshape(-1, space.dim)) for u in units]
+
+
+def _reference_at_fit(runs: list, targets, starts, correct: bool):
+    """Two passes (the parametric bootstrap): fit the targets, then for each set a reference set
+    simulated where its fit landed, started where S places it; the same procedure both times,
+    each pass one program for all sets."""
+    key, t_n = jax.random.key(runs[0].seed), len(runs)
+    units, history, loop_s = _fit_targets(runs, targets, starts, key)
     if not correct:
-        return unit, None, None, (history, []), loop_s
-    space = run.emulator.space
-    raw = space.from_unit(unit.reshape(-1, space.dim))
-    ref_at = np.clip(raw.mean(axis=0), space.low, space.high)
-    ref = run.simulate_reference(ref_at, targets.shape[0])
-    ref_unit, ref_history, ref_s = fit_sets(run, [ref], run.start_of(ref),
-                                            jax.random.fold_in(key, 1), "reference fit")
-    return unit, ref_unit, ref_at, (history, ref_history), loop_s + ref_s
+        return units, [None] * t_n, [None] * t_n, (history, []), loop_s
+    space = runs[0].emulator.space
+    ref_ats = [np.clip(raw.mean(axis=0), space.low, space.high)
+               for raw in _fitted_points(runs, units)]
+    refs = [run.simulate_reference(at, x.shape[0]) for run, at, x in zip(runs, ref_ats, targets)]
+    ref_starts = [run.start_of(ref) for run, ref in zip(runs, refs)]
+    ref_unit, ref_history, ref_s = fit_sets(runs[0], refs, _one_or_each(ref_starts),
+                                            jax.random.fold_in(key, 1), "reference fit",
+                                            conds=[run.cond for run in runs])
+    r = runs[0].cfg.replicas
+    ref_units = [ref_unit[t * r:(t + 1) * r] for t in range(t_n)]
+    return units, ref_units, ref_ats, (history, ref_history), loop_s + ref_s
 
 
-def _references_around_fit(run: _Fit, targets, start_unit, correct: bool):
-    """Two passes: fit the targets, then ``cfg.reference_sets`` reference sets simulated at
-    points scattered around where that fit landed (the first at it; the others displaced by
-    normal draws of twice the fit's spread, at least 1 % of each range), all fitted in one
-    program with one replica each, each started where S places it. Their errors sample the
-    error distribution of the whole procedure near the fit, systematic error included."""
-    key = jax.random.key(run.seed)
-    unit, history, loop_s = fit_sets(run, [targets], start_unit, key, "fitting")
-    if not correct:
-        return unit, None, None, (history, []), loop_s
+def _points_around(run, raw) -> np.ndarray:
+    """``cfg.reference_sets`` points (K, P) around the fit whose raw draws are ``raw`` (M, P):
+    the first at their mean, the others displaced by normal draws of twice their spread (at
+    least 1 % of each range) from the stream ``(seed, 11)``, clipped to the box."""
     space, k = run.emulator.space, run.cfg.reference_sets
-    raw = space.from_unit(unit.reshape(-1, space.dim))
     scale = np.maximum(2.0 * raw.std(axis=0), 0.01 * space.width)
     offsets = np.random.default_rng([run.seed, 11]).normal(size=(k, space.dim)) * scale
     offsets[0] = 0.0
-    ats = np.clip(raw.mean(axis=0) + offsets, space.low, space.high)
-    refs = [run.simulate_reference(at, targets.shape[0], (i,)) for i, at in enumerate(ats)]
-    starts = np.stack([run.start_of(ref) for ref in refs])
-    ref_unit, ref_history, ref_s = fit_sets(run, refs, starts, jax.random.fold_in(key, 1),
-                                            "reference fits", replicas=1)
-    return unit, ref_unit, ats, (history, ref_history), loop_s + ref_s
+    return np.clip(raw.mean(axis=0) + offsets, space.low, space.high)
+
+
+def _references_around_fit(runs: list, targets, starts, correct: bool):
+    """Two passes: fit the targets, then for each set ``cfg.reference_sets`` reference sets
+    simulated at points scattered around where its fit landed (:func:`_points_around`), all of
+    all sets fitted in one program with one replica each, each started where S places it. Their
+    errors sample the error distribution of the whole procedure near the fit, systematic error
+    included."""
+    key, t_n = jax.random.key(runs[0].seed), len(runs)
+    units, history, loop_s = _fit_targets(runs, targets, starts, key)
+    if not correct:
+        return units, [None] * t_n, [None] * t_n, (history, []), loop_s
+    k = runs[0].cfg.reference_sets
+    ref_ats = [_points_around(run, raw) for run, raw in zip(runs, _fitted_points(runs, units))]
+    refs = [run.simulate_reference(at, x.shape[0], (i,))
+            for run, ats, x in zip(runs, ref_ats, targets) for i, at in enumerate(ats)]
+    set_runs = [run for run in runs for _ in range(k)]
+    ref_starts = np.stack([run.start_of(ref) for run, ref in zip(set_runs, refs)])
+    ref_unit, ref_history, ref_s = fit_sets(runs[0], refs, ref_starts, jax.random.fold_in(key, 1),
+                                            "reference fits", replicas=1,
+                                            conds=[run.cond for run in set_runs])
+    ref_units = [ref_unit[t * k:(t + 1) * k] for t in range(t_n)]
+    return units, ref_units, ref_ats, (history, ref_history), loop_s + ref_s
 
 
 def _corrected(space, raw, ref_unit, ref_at):
@@ -266,11 +374,17 @@ def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):
     space = run.emulator.space
     r = run.cfg.replicas
     per_replica = [space.from_unit(raw_unit[i]) for i in range(r)]
-    return diagnose(space, n_targets=targets.shape[0],
-                    targets_net=run.emulator.to_network(targets, run.cond),
-                    training_ranges=run.emulator.info.get("training_images"),
-                    target_summaries=run.emulator.summaries(targets, run.cond),
-                    replica_means=np.stack([x.mean(axis=0) for x in per_replica]),
-                    replica_stds=np.stack([x.std(axis=0) for x in per_replica]),
-                    mean=result.mean, raw_mean=result.raw_mean,
-                    bias_corrected=result.bias is not None)
+    checks = diagnose(space, n_targets=targets.shape[0],
+                      targets_net=run.emulator.to_network(targets, run.cond),
+                      training_ranges=run.emulator.info.get("training_images"),
+                      target_summaries=run.emulator.summaries(targets, run.cond),
+                      replica_means=np.stack([x.mean(axis=0) for x in per_replica]),
+                      replica_stds=np.stack([x.std(axis=0) for x in per_replica]),
+                      mean=result.mean, raw_mean=result.raw_mean,
+                      bias_corrected=result.bias is not None)
+    if run.simulator is not None:
+        cov = (result.covariance if result.covariance is not None
+               else np.diag(np.asarray(result.std, np.float64) ** 2))
+        checks.append(fit_closure(run.simulator, space, result.mean, cov, targets, run.cond,
+                                  seed=run.seed))
+    return checks

@@ -10,12 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from magan.emulator import Emulator, load_emulator
-from magan.fitting.diagnostics import closure_diagnostic, warn_about
 from magan.runtime.io import atomic_write_json
 from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
 from magan.runtime.progress import Clock
 
-__all__ = ["Clock", "emulator_for_run", "fit_fields", "judge_closure", "pick_preset",
+__all__ = ["Clock", "emulator_for_run", "fit_fields", "pick_preset",
            "plot_fit_result", "plot_samples", "plot_training", "reuse_emulator", "start_run",
            "summary_head", "summary_tail", "training_source"]
 
@@ -101,13 +100,6 @@ def fit_fields(space, truth, result, *, raw_errors: bool = False) -> dict:
     fields["start"] = _named(space, result.start)
     fields["start_error_pct_of_range"] = _named(space, _pct(space, result.start, truth))
     return fields
-
-
-def judge_closure(result, closure: dict) -> None:
-    """Add the closure check to the fit's diagnostics (a ``FitWarning`` when it fails)."""
-    diagnostic = closure_diagnostic(closure)
-    result.diagnostics.append(diagnostic)
-    warn_about([diagnostic], stacklevel=2)
 
 
 def summary_tail(clock: Clock, emu: Emulator, result) -> dict:

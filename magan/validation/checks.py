@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from magan.validation import rules
-from magan.validation.calibration import fit_calibration
+from magan.validation.calibration import calibrate
 from magan.validation.constraints import violation_rates
 from magan.validation.coverage import prdc
 from magan.validation.distances import (
@@ -154,13 +154,13 @@ def check_coverage(g1, g2, ge, var: dict, k: int) -> dict:
 
 def check_calibration(emulator, simulator, *, n_truths: int, n_targets: int, fit_config, seed: int,
                       out, progress=None, fit_features=None) -> dict:
-    """:func:`~magan.validation.calibration.fit_calibration` over ``n_truths`` truths of
+    """:func:`~magan.validation.calibration.calibrate` over ``n_truths`` truths of
     ``n_targets`` images each (resuming from ``out/calibration.json``); skipped for 0 truths."""
     if not n_truths:
         return {"status": "skipped", "reason": "calibration_truths = 0"}
-    res = fit_calibration(emulator, simulator, n_truths=n_truths, n_targets=n_targets,
-                          fit_config=fit_config, seed=seed, workdir=out, progress=progress,
-                          fit_features=fit_features)
+    res = calibrate(emulator, simulator, n_truths=n_truths, n_targets=n_targets,
+                    fit_config=fit_config, seed=seed, workdir=out, progress=progress,
+                    features=fit_features)
     s = res["summary"]
     s["status"] = rules.status_of_calibration(s["coverage_1sigma"], s["coverage_2sigma"],
                                               s["nominal"], s["coverage_stderr"])

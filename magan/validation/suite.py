@@ -64,7 +64,7 @@ _CHECK_PROSE = {
                 "feature over ``variety_per_point`` images; its slope against each unit "
                 "parameter says whether emulated variety follows simulated variety across the "
                 "space (:func:`magan.validation.quality.variety`).",
-    "calibration": ":func:`magan.validation.calibration.fit_calibration` over "
+    "calibration": ":func:`magan.calibration.calibrate` over "
                    "``calibration_truths`` truths.",
 }
 

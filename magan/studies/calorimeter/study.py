@@ -57,7 +57,6 @@ from magan.studies.runs import (
     Clock,
     emulator_for_run,
     fit_fields,
-    judge_closure,
     pick_preset,
     plot_fit_result,
     plot_samples,
@@ -158,7 +157,6 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
                      progress=progress)
     with clock.stage("closure_s"):
         closure = _closure(simulator, result, targets, cond, seed)
-    judge_closure(result, closure)
     pub = public(physics)
     summary = {**summary_head("calorimeter", preset, seed, CALO_SPACE, truth),
                "nominal": dict(zip(CALO_SPACE.names, NOMINAL.tolist())),

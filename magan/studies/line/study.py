@@ -40,7 +40,6 @@ from magan.studies.runs import (
     Clock,
     emulator_for_run,
     fit_fields,
-    judge_closure,
     pick_preset,
     plot_fit_result,
     plot_samples,
@@ -123,7 +122,6 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     with clock.stage("closure_s"):
         closure = closure_check(simulator, LINE_SPACE, result.mean, targets, seed=seed + 3,
                                 features=line_features, feature_names=LINE_FEATURES)
-    judge_closure(result, closure)
     summary = {**summary_head("line", preset, seed, LINE_SPACE, truth),
                **fit_fields(LINE_SPACE, truth, result, raw_errors=True),
                "closure": closure, "emulator_quality": quality,
