@@ -71,23 +71,29 @@ def feature_scales(values, cond_unit):
     return v.mean(axis=0).astype(np.float32), sd.astype(np.float32)
 
 
-def feature_data(emulator, data_dev, data_cond, data_cond_unit, n_first: int, features) -> dict:
+def feature_data(emulator, data_dev, data_cond, data_cond_unit, set_size: int, features) -> dict:
     """What the compiled fit step needs to compute and standardise the summaries ``features``
     (a :class:`LearnedSummaries` or :class:`UserFeatures`): every row's physical and unit-cube
     conditions (M, K) (K = 0 without conditions; ``data_cond`` is then None), S's parameters, and
-    the summaries' centre and scale (F,) from the first ``n_first`` rows of the network-space data
-    ``data_dev`` (the targets, or the reference set of a fit-point bias correction: the reference
-    fit repeats the procedure)."""
+    per image set (the M rows of the network-space data ``data_dev`` are consecutive sets of
+    ``set_size``) the summaries' centre and scale (S, F) and each row's set (M,): every set is
+    measured against its own spread, as a fit of that set alone would be."""
     cond_phys = (jnp.zeros((data_dev.shape[0], 0), jnp.float32) if data_cond is None
                  else jnp.asarray(data_cond, jnp.float32))
     fdata = {"cond_phys": cond_phys, "cond_unit": jnp.asarray(data_cond_unit, jnp.float32),
              "params_s": emulator.params_s}
-    values = features(data_dev[:n_first], fdata, jnp.arange(n_first))
-    mu, sd = feature_scales(values, data_cond_unit[:n_first])
-    return {**fdata, "mu": jnp.asarray(mu), "sd": jnp.asarray(sd)}
+    scales = []
+    for start in range(0, data_dev.shape[0], set_size):
+        rows = jnp.arange(start, start + set_size)
+        values = features(data_dev[start:start + set_size], fdata, rows)
+        scales.append(feature_scales(values, data_cond_unit[start:start + set_size]))
+    mu, sd = (jnp.asarray(np.stack(v)) for v in zip(*scales))
+    return {**fdata, "mu": mu, "sd": sd,
+            "set_of_row": jnp.arange(data_dev.shape[0]) // set_size}
 
 
 def standardised(features, x_net, fdata, rows):
     """Standardised summaries (B, F) of network-space images ``x_net`` (B, H, W, C) that stand
-    at the data rows ``rows`` (B,) (whose conditions they share)."""
-    return (features(x_net, fdata, rows) - fdata["mu"]) / fdata["sd"]
+    at the data rows ``rows`` (B,) (whose conditions and set they share)."""
+    s = fdata["set_of_row"][rows]
+    return (features(x_net, fdata, rows) - fdata["mu"][s]) / fdata["sd"][s]

@@ -97,9 +97,8 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
       seed: truth i's targets come from the stream ``(seed, 4243, i)``, its reference sets from
         ``seed + i`` (as ``fit(..., seed=seed + i)``); a chunk's program is keyed by the seed of
         its first truth. The same settings give the same result on the same machine.
-      features: the fit's ``features(images, conditions)`` (jax.numpy), needed when
-        ``fit_config.feature_weight > 0`` (see :func:`magan.fit`). In a program of several truths
-        every set's features are standardised by the first set's spread (per program and pass).
+      features: the fit's ``features(images, conditions)`` (jax.numpy); without them a fit with
+        ``fit_config.feature_weight > 0`` matches S's learned summaries (see :func:`magan.fit`).
       truths_per_program: truths fitted side by side in one compiled program (the last chunk
         may be smaller); 1 (the default, fastest on a CPU) fits each truth exactly as
         ``magan.fit(..., seed=seed + i)`` would.
