@@ -143,8 +143,9 @@ class FitConfig:
     # (Polyak / iterate averaging: the adversarial updates leave G oscillating around the
     # solution; the average sits closer to it); 0 = G's final parameters
     average_last: float = 0.0
-    # weight, in G's loss, of the energy distance between the high-level features of G's emulated
-    # images and of the target batch (feature matching; needs fit(..., features=...)); 0 = off
+    # weight, in G's loss, of the energy distance between summaries of G's emulated images and of
+    # the target batch (feature matching): the user's fit(..., features=f), or without them S's
+    # learned summaries (its regression head's reading of each image); 0 = off
     feature_weight: float = 0.0
     log_every: int = 50
 

@@ -12,14 +12,19 @@ is what measures how well the finite target set pins that point down.
 G starts where S's auxiliary regression head (trained on simulations during pre-training) places
 the targets (``init="regressor"``), or at the centre of the box (``init="center"``).
 
-With high-level features (``fit(..., features=f)`` and ``FitConfig.feature_weight > 0``) G's loss
-also has a feature-matching term (Salimans et al. 2016, here on physical features rather than D's):
-the energy distance between the standardised features of G's emulated batch and of the target
-batch, made at the same per-event conditions. D judges whole images, where a batch of 32 carries
-little information on a parameter that moves the showers by less than their own fluctuations; the
-energy distance looks at exactly the quantities that parameter moves and, being a proper distance
-between distributions, is zero only when G's images match the targets' in distribution, so G's
-outputs contract onto the parameters instead of wandering with D.
+With ``FitConfig.feature_weight > 0`` G's loss also has a feature-matching term (Salimans et al.
+2016, here on summaries of the images rather than D's features): the energy distance between the
+standardised summaries of G's emulated batch and of the target batch, made at the same per-event
+conditions. The summaries are the user's high-level features (``fit(..., features=f)``) or,
+without them, S's learned summaries (:mod:`magan.fitting.features`: what S's regression head,
+trained on simulations only, reads off each image). D judges whole images, where a batch of 32
+carries little information on a parameter that moves the images by less than their own
+fluctuations; the energy distance looks at exactly the quantities that parameter moves and, being
+a proper distance between distributions, is zero only when G's images match the targets' in
+distribution, so G's outputs contract onto the parameters instead of wandering with D.
+
+With the simulator given, every fit also runs the closure check
+(:func:`magan.fitting.diagnostics.fit_closure`): the simulator at the fit against the targets.
 """
 
 from __future__ import annotations
