@@ -12,6 +12,7 @@ networks' space. It is saved as a folder::
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -206,6 +207,22 @@ class Emulator:
         units). The default fit matches their distribution (``FitConfig.feature_weight``), and
         checks that the targets' lie in the range of the training simulations' ones."""
         return self._apply_s(self._summaries_fn, images, conditions, batch_size)
+
+    def identity(self) -> dict:
+        """What a fit records of the emulator it used (``FitResult.emulator``): the simulator's
+        name and the pre-training seed (from ``info``; None when unknown), the parameter names,
+        the image shape and ``weights_sha256``, a SHA-256 of E's and S's weights (equal for an
+        emulator and its saved and loaded copy, different after any retraining)."""
+        flat = _flatten(nnx.to_pure_dict(self.params_e), "emulator")
+        flat.update(_flatten(nnx.to_pure_dict(self.params_s), "siamese"))
+        digest = hashlib.sha256()
+        for key in sorted(flat):
+            arr = np.ascontiguousarray(flat[key])
+            digest.update(f"{key}:{arr.dtype.str}:{arr.shape};".encode())
+            digest.update(arr.tobytes())
+        return {"simulator": self.info.get("simulator"), "seed": self.info.get("seed"),
+                "parameters": list(self.space.names), "image_shape": list(self.image_shape),
+                "weights_sha256": digest.hexdigest()}
 
     # ----------------------------------------------------------- save/load
     def save(self, path, *, overwrite: bool = False) -> Path:
