@@ -255,7 +255,7 @@ def _cmd_sample(args) -> int:
     cond = _conditions_arg(emu, args.conditions, args.n, args.seed)
     if cond is not None and len(cond) != args.n:
         raise ValueError(f"--conditions gives {len(cond)} rows but -n is {args.n}.")
-    images = emu.sample(np.tile(point, (args.n, 1)), cond, seed=args.seed)
+    images = emu.sample(point, cond, n=args.n, seed=args.seed)
     _write_samples(out, emu, images, cond)
     return 0
 

@@ -125,19 +125,23 @@ class Emulator:
         x = emulate(self.graphdef_e, params_e, unit, key)
         return self.transform.inverse(x, cond_phys, xp=jnp)
 
-    def sample(self, params, conditions=None, *, seed: int = 0,
+    def sample(self, params, conditions=None, *, n: int | None = None, seed: int = 0,
                batch_size: int = 1024) -> np.ndarray:
         """Emulated images at physical parameters (and per-event conditions).
 
         Args:
-          params: (N, P) or (P,) physical values, inside the space.
+          params: (N, P) physical values, inside the space; a vector (P,) is one point.
           conditions: (N, K) (or (K,), or (N,) when K = 1) physical per-event conditions, required
             when the emulator has a ConditionSpace. One row of params or of conditions broadcasts.
+          n: with one parameter point ((P,) or (1, P)), the number of images to make at it (the
+            point is repeated n times; conditions then have 1 or n rows). None: one image per row.
           seed: the same seed gives the same images.
           batch_size: images per device call (memory bound, not a result change).
         Returns:
-          (N, H, W, C) float32 NumPy array in the simulator's physical units.
+          (N, H, W, C) float32 NumPy array in the simulator's physical units (N = n when given).
         """
+        if n is not None:
+            params = self._repeated(params, n)
         params, cond = self.check_inputs(params, conditions)
         self.check_sample_size(max(len(params), 0 if cond is None else len(cond)))
         unit = self.conditioning(params, cond)
@@ -151,6 +155,21 @@ class Emulator:
         if not out:
             return np.zeros((0,) + self.image_shape, np.float32)
         return np.asarray(jnp.concatenate(out, axis=0))
+
+    def _repeated(self, params, n) -> np.ndarray:
+        """One checked parameter point ((P,) or (1, P)) repeated to (n, P), for ``sample(n=)``."""
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"sample: n must be a whole number of images, got {n!r} "
+                            f"({type(n).__name__}); e.g. n=1000.")
+        if n < 1:
+            raise ValueError(f"sample: n = {n}; ask for at least one image (n >= 1).")
+        point = self.space.check(params)
+        if point.shape[0] != 1:
+            raise ValueError(f"sample: n={n} repeats one parameter point, but params has "
+                             f"{point.shape[0]} rows; give one point (shape ({self.space.dim},)) "
+                             "with n, or leave n out to make one image per row.")
+        self.check_sample_size(int(n))
+        return np.repeat(point, int(n), axis=0)
 
     def check_sample_size(self, n: int) -> None:
         """Refuse ``n`` images that cannot fit in this machine's available memory, before
