@@ -86,7 +86,10 @@ def _add_fit_parser(sub) -> None:
                       help="per-event conditions of the targets for an emulator that has them: "
                            "FILE.npy/.npz[:KEY]/.h5:DATASET of shape (N, K), or name=value,... "
                            "for all events")
-    fitp.add_argument("--out", required=True, help="folder for fit.json, metrics and plots")
+    fitp.add_argument("--out", required=True,
+                      help="folder for fit.json (summary), fit.npz (the whole result: "
+                           "magan.load_fit), samples.csv (the draws, one column per parameter), "
+                           "metrics and plots")
     fitp.add_argument("--preset", default="default", help="fit preset: tiny, default, gpu")
     _add_common(fitp)
 
@@ -201,8 +204,9 @@ def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
 
 
 def _cmd_fit(args) -> int:
-    """``magan fit``: fit the emulator's parameters to the target images, write fit.json, the
-    metrics, losses.png and fit.png, print the fitted mean and std (physical units)."""
+    """``magan fit``: fit the emulator's parameters to the target images, write fit.json, fit.npz,
+    samples.csv, the metrics, losses.png and fit.png, print the fitted mean and std (physical
+    units)."""
     from magan import FIT_PRESETS, fit, load_emulator
     from magan.runtime.plots import plot_fit, plot_losses
 
@@ -213,6 +217,7 @@ def _cmd_fit(args) -> int:
     data, cond = _fit_targets(emu, args)
     result = fit(emu, data, FIT_PRESETS[args.preset], seed=args.seed, workdir=args.out,
                  target_conditions=cond, progress=False if args.quiet else None)
+    _write_fit_outputs(result, Path(args.out))
     plot_losses({"fit": result.history}, Path(args.out) / "losses.png")
     plot_fit(result.names, result.samples, Path(args.out) / "fit.png", start=result.start,
              bounds=(emu.space.low, emu.space.high))
@@ -220,6 +225,21 @@ def _cmd_fit(args) -> int:
     print(json.dumps({"mean": summary["mean"], "std": summary["std"]}, indent=2))
     _print_diagnostics(summary["diagnostics"])
     return 0
+
+
+def _write_fit_outputs(result, out: Path) -> None:
+    """Write the fit's draws as ``samples.csv`` (header: the parameter names; one row per draw,
+    physical units, every digit of float64) and the whole result as ``fit.npz``
+    (:meth:`~magan.FitResult.save`, read back by :func:`magan.load_fit`), both atomically."""
+    import io
+
+    from magan.runtime.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savetxt(buf, np.asarray(result.samples, np.float64), fmt="%.17g", delimiter=",",
+               header=",".join(result.names), comments="")
+    atomic_write_bytes(out / "samples.csv", buf.getvalue())
+    result.save(out / "fit.npz")
 
 
 def _fit_targets(emu, args):
