@@ -4,6 +4,7 @@ Data flow::
 
     ParameterSpace [+ ConditionSpace] + Simulator --train_emulator--> Emulator
     Emulator --fit(target images [, target conditions])--> FitResult
+    FitResult.save(path) -> one .npz file; load_fit(path) -> FitResult
     Emulator.sample(params [, conditions]) -> fast simulation
     validate(emulator, simulator) -> report: is the emulator trustworthy, is the fit calibrated?
     calibrate(emulator, simulator) -> the fit's bias and coverage over many truths
@@ -29,7 +30,7 @@ _WHERE = {
     "PRETRAIN_PRESETS": "magan.config", "FIT_PRESETS": "magan.config", "preset": "magan.config",
     "train_emulator": "magan.pretraining",
     "Emulator": "magan.emulator", "load_emulator": "magan.emulator",
-    "fit": "magan.fitting", "FitResult": "magan.fitting",
+    "fit": "magan.fitting", "FitResult": "magan.fitting", "load_fit": "magan.fitting",
     "validate": "magan.validation", "ValidationConfig": "magan.validation",
     "calibrate": "magan.calibration",
 }

@@ -9,11 +9,61 @@ import errno
 import json
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "VALIDATION_PRESET_NAMES"]
+
+# the names of magan.validation.suite.VALIDATION_PRESETS, known without importing the suite (and
+# JAX) so that --help lists them and a bad one is refused at once (a test keeps them equal)
+VALIDATION_PRESET_NAMES = ("tiny", "default")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help, wrapped only between words (a long value such as
+    ``sampling_fraction=0.0215,...`` or an option such as ``--train-from`` is never cut); in
+    descriptions and epilogs, indented lines (the examples) are kept as written."""
+
+    def _split_lines(self, text, width):
+        return textwrap.wrap(" ".join(text.split()), max(width, 1), break_long_words=False,
+                             break_on_hyphens=False)
+
+    def _fill_text(self, text, width, indent):
+        out: list[str] = []
+        prose: list[str] = []
+        for line in [*text.splitlines(), ""]:
+            if line.strip() and not line.startswith((" ", "\t")):
+                prose.append(line.strip())
+                continue
+            if prose:
+                out += textwrap.wrap(" ".join(prose), max(width, 1), initial_indent=indent,
+                                     subsequent_indent=indent, break_long_words=False,
+                                     break_on_hyphens=False)
+                prose = []
+            out.append(indent + line.rstrip() if line.strip() else "")
+        return "\n".join(out).rstrip("\n")
+
+
+def _examples(*lines: str) -> str:
+    """An epilog of example command lines."""
+    return "example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join(
+        f"  {line}" for line in lines)
+
+
+def _parser(sub, name: str, **kwargs) -> argparse.ArgumentParser:
+    """A sub-command's parser with magan's help formatter."""
+    return sub.add_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+
+def _preset_help(text: str, names) -> str:
+    """The help of a ``--preset`` option: what each preset is, the choices and the default."""
+    return f"{text} (choices: {', '.join(names)}; default: default)"
+
+
+def _add_quiet(p: argparse.ArgumentParser, what: str = "no progress bar") -> None:
+    p.add_argument("--quiet", action="store_true", help=what)
 
 
 def _add_debug(p: argparse.ArgumentParser) -> None:
@@ -26,16 +76,20 @@ def _add_common(p: argparse.ArgumentParser):
     """``--seed`` and ``--quiet``, shared by the commands that train or fit."""
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same seed "
                    "gives the same result on the same machine")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_quiet(p)
     _add_debug(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``magan`` parser: one sub-command per function below (no JAX import)."""
     parser = argparse.ArgumentParser(
-        prog="magan",
+        prog="magan", formatter_class=_HelpFormatter,
         description="Fit simulator parameters to images with a Model-Assisted GAN, and use the "
-                    "trained emulator as a fast simulation.")
+                    "trained emulator as a fast simulation.",
+        epilog=_examples("magan study line --preset tiny --out runs/line",
+                         "magan fit --emulator runs/line/emulator --data targets.npy --out "
+                         "runs/fit", "magan COMMAND --help"))
+    parser.set_defaults(show_help=parser.print_help)
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("--debug", action="store_true",
                         help="on an error, show the full Python traceback instead of one line")
@@ -51,8 +105,11 @@ def _add_study_parsers(sub) -> None:
     """``magan study STUDY``: one sub-command per study of the registry."""
     from magan.studies.registry import entries
 
-    study = sub.add_parser("study", help="run a built-in study",
-                           description="Run a built-in study end to end.")
+    study = _parser(sub, "study", help="run a built-in study",
+                    description="Run a built-in study end to end.",
+                    epilog=_examples("magan study line --preset tiny --out runs/line",
+                                     "magan study STUDY --help"))
+    study.set_defaults(show_help=study.print_help)
     study_sub = study.add_subparsers(dest="study", metavar="STUDY")
     for entry in entries():
         _add_study_parser(study_sub, entry)
@@ -60,8 +117,10 @@ def _add_study_parsers(sub) -> None:
 
 def _add_study_parser(study_sub, entry) -> None:
     """``magan study NAME`` from the study's :class:`~magan.studies.registry.StudyEntry`."""
-    p = study_sub.add_parser(entry.name, help=entry.description, description=entry.details)
-    p.add_argument("--preset", default="default", help=entry.preset_help)
+    p = _parser(study_sub, entry.name, help=entry.description, description=entry.details,
+                epilog=_examples(f"magan study {entry.name} --preset tiny --out {entry.out}"))
+    p.add_argument("--preset", default="default", metavar="PRESET",
+                   help=_preset_help(entry.preset_help, entry.presets))
     p.add_argument("--truth", default=None, help=entry.truth_help)
     p.add_argument("--emulator", default=None,
                    help="folder of a trained emulator to reuse instead of pre-training")
@@ -75,8 +134,14 @@ def _add_study_parser(study_sub, entry) -> None:
 
 
 def _add_fit_parser(sub) -> None:
-    fitp = sub.add_parser("fit", help="fit parameters to target images with a trained emulator",
-                          description="Fit simulator parameters to images with a trained emulator.")
+    from magan.config import FIT_PRESETS
+
+    fitp = _parser(sub, "fit", help="fit parameters to target images with a trained emulator",
+                   description="Fit simulator parameters to images with a trained emulator.",
+                   epilog=_examples("magan fit --emulator runs/line/emulator --data targets.npy "
+                                    "--out runs/fit --preset tiny",
+                                    "python -c \"import magan; "
+                                    "print(magan.load_fit('runs/fit'))\""))
     fitp.add_argument("--emulator", required=True, help="folder of a trained emulator")
     fitp.add_argument("--data", required=True,
                       help="target images: FILE.npy, FILE.npz[:KEY] or FILE.h5:DATASET, shape "
@@ -86,15 +151,20 @@ def _add_fit_parser(sub) -> None:
                       help="per-event conditions of the targets for an emulator that has them: "
                            "FILE.npy/.npz[:KEY]/.h5:DATASET of shape (N, K), or name=value,... "
                            "for all events")
-    fitp.add_argument("--out", required=True, help="folder for fit.json, metrics and plots")
-    fitp.add_argument("--preset", default="default", help="fit preset: tiny, default, gpu")
+    fitp.add_argument("--out", required=True,
+                      help="folder for fit.json (summary), fit.npz (the whole result: "
+                           "magan.load_fit), samples.csv (the draws, one column per parameter), "
+                           "metrics and plots")
+    fitp.add_argument("--preset", default="default", metavar="PRESET",
+                      help=_preset_help("the fit's settings, magan.FIT_PRESETS", FIT_PRESETS))
     _add_common(fitp)
 
 
 def _add_sample_parser(sub) -> None:
-    sample = sub.add_parser("sample", help="generate images with a trained emulator",
-                            description="Generate images with a trained emulator (fast "
-                                        "simulation).")
+    sample = _parser(sub, "sample", help="generate images with a trained emulator",
+                     description="Generate images with a trained emulator (fast simulation).",
+                     epilog=_examples("magan sample --emulator runs/line/emulator --params "
+                                      "m=0.2,c=12,x0=4,xsteps=9 -n 100 --out images.npy"))
     sample.add_argument("--emulator", required=True, help="folder of a trained emulator")
     sample.add_argument("--params", required=True, help="physical parameters, e.g. m=0.2,c=12,...")
     sample.add_argument("--conditions", default=None,
@@ -107,23 +177,28 @@ def _add_sample_parser(sub) -> None:
                              "CaloChallenge layout (incident_energies (N, 1), showers "
                              "(N, H*W*C) layer by layer) when the emulator has one condition")
     sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    _add_quiet(sample, "print nothing on success")
     _add_debug(sample)
 
 
 def _add_validate_parser(sub) -> None:
     from magan.studies.registry import study_names
 
-    val = sub.add_parser(
-        "validate", help="check an emulator against its simulator and the fit's calibration",
+    val = _parser(
+        sub, "validate", help="check an emulator against its simulator and the fit's calibration",
         description="Run the validation suite (distances per variable, physical constraints, "
                     "learned-feature FD and KID, classifier two-sample test, memorisation, "
-                    "coverage, fit calibration) and write report.json, summary.md and figures.")
+                    "coverage, fit calibration) and write report.json, summary.md and figures.",
+        epilog=_examples("magan validate --emulator runs/line/emulator --out runs/validation "
+                         "--preset tiny"))
     val.add_argument("--emulator", required=True, help="folder of a trained emulator")
     val.add_argument("--simulator", default=None,
                      help=f"{_quoted(study_names())}, or MODULE:FUNCTION returning a magan "
                           "Simulator (default: the built-in study the emulator was trained for)")
     val.add_argument("--out", required=True, help="report folder")
-    val.add_argument("--preset", default="default", help="tiny (seconds) or default (minutes)")
+    val.add_argument("--preset", default="default", metavar="PRESET",
+                     help=_preset_help("tiny (seconds) or default (minutes)",
+                                       VALIDATION_PRESET_NAMES))
     val.add_argument("--calibration-truths", type=int, default=None,
                      help="truth points of the fit calibration (default: the study's, 20 for "
                           "the line study, 10 for the calorimeter; 0 skips it)")
@@ -201,8 +276,9 @@ def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
 
 
 def _cmd_fit(args) -> int:
-    """``magan fit``: fit the emulator's parameters to the target images, write fit.json, the
-    metrics, losses.png and fit.png, print the fitted mean and std (physical units)."""
+    """``magan fit``: fit the emulator's parameters to the target images, write fit.json, fit.npz,
+    samples.csv, the metrics, losses.png and fit.png, print the fitted mean and std (physical
+    units)."""
     from magan import FIT_PRESETS, fit, load_emulator
     from magan.runtime.plots import plot_fit, plot_losses
 
@@ -213,6 +289,7 @@ def _cmd_fit(args) -> int:
     data, cond = _fit_targets(emu, args)
     result = fit(emu, data, FIT_PRESETS[args.preset], seed=args.seed, workdir=args.out,
                  target_conditions=cond, progress=False if args.quiet else None)
+    _write_fit_outputs(result, Path(args.out))
     plot_losses({"fit": result.history}, Path(args.out) / "losses.png")
     plot_fit(result.names, result.samples, Path(args.out) / "fit.png", start=result.start,
              bounds=(emu.space.low, emu.space.high))
@@ -220,6 +297,21 @@ def _cmd_fit(args) -> int:
     print(json.dumps({"mean": summary["mean"], "std": summary["std"]}, indent=2))
     _print_diagnostics(summary["diagnostics"])
     return 0
+
+
+def _write_fit_outputs(result, out: Path) -> None:
+    """Write the fit's draws as ``samples.csv`` (header: the parameter names; one row per draw,
+    physical units, every digit of float64) and the whole result as ``fit.npz``
+    (:meth:`~magan.FitResult.save`, read back by :func:`magan.load_fit`), both atomically."""
+    import io
+
+    from magan.runtime.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savetxt(buf, np.asarray(result.samples, np.float64), fmt="%.17g", delimiter=",",
+               header=",".join(result.names), comments="")
+    atomic_write_bytes(out / "samples.csv", buf.getvalue())
+    result.save(out / "fit.npz")
 
 
 def _fit_targets(emu, args):
@@ -255,25 +347,27 @@ def _cmd_sample(args) -> int:
     cond = _conditions_arg(emu, args.conditions, args.n, args.seed)
     if cond is not None and len(cond) != args.n:
         raise ValueError(f"--conditions gives {len(cond)} rows but -n is {args.n}.")
-    images = emu.sample(np.tile(point, (args.n, 1)), cond, seed=args.seed)
-    _write_samples(out, emu, images, cond)
+    images = emu.sample(point, cond, n=args.n, seed=args.seed)
+    _write_samples(out, emu, images, cond, quiet=args.quiet)
     return 0
 
 
-def _write_samples(out: Path, emu, images, cond) -> None:
+def _write_samples(out: Path, emu, images, cond, *, quiet: bool = False) -> None:
     """Write images (N, H, W, C) to ``out`` (.npy), or in the CaloChallenge layout (.h5) with
     the incident energies ``cond[:, 0]`` (MeV) of a one-condition emulator."""
     from magan.runtime.io import atomic_save_npy, write_calochallenge
 
     if out.suffix.lower() == ".npy":
         atomic_save_npy(out, images)
-        print(f"wrote {images.shape} float32 images to {out}")
+        if not quiet:
+            print(f"wrote {images.shape} float32 images to {out}")
         return
     if emu.cond_dim != 1:
         raise ValueError("The CaloChallenge .h5 layout stores one incident energy per shower; "
                          f"this emulator has {emu.cond_dim} conditions. Write a .npy file.")
     write_calochallenge(out, images, cond[:, 0])
-    print(f"wrote {len(images)} showers ({images[0].size} voxels, MeV) and their incident "
+    if not quiet:
+        print(f"wrote {len(images)} showers ({images[0].size} voxels, MeV) and their incident "
           f"energies to {out} (CaloChallenge layout)")
 
 
@@ -411,22 +505,41 @@ def _explain(err: BaseException) -> tuple[str, int]:
             "and report it)", 1)
 
 
+def _check_preset(args) -> None:
+    """Refuse an unknown ``--preset`` before anything heavy is imported (no JAX): a ValueError
+    naming the value and the choices."""
+    preset = getattr(args, "preset", None)
+    if preset is None:
+        return
+    if args.command == "study":
+        from magan.studies.registry import entry
+
+        names, what = entry(args.study).presets, f"magan study {args.study}"
+    elif args.command == "fit":
+        from magan.config import FIT_PRESETS
+
+        names, what = tuple(FIT_PRESETS), "magan fit"
+    else:
+        names, what = VALIDATION_PRESET_NAMES, f"magan {args.command}"
+    if preset not in names:
+        raise ValueError(f"Unknown preset {preset!r} for {what}; choose one of "
+                         f"{', '.join(names)} (--preset).")
+
+
 def _run(parser, args) -> int:
-    """Dispatch the parsed command line to its ``_cmd_*`` function."""
+    """Dispatch the parsed command line to its ``_cmd_*`` function; a bare ``magan`` or
+    ``magan study`` prints its help and returns 2 (a usage error)."""
+    if args.command is None or (args.command == "study" and args.study is None):
+        args.show_help()
+        return 2
+    _check_preset(args)
     if args.command in ("study", "fit", "validate"):
         from magan.runtime.parallel import initialize
 
         initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
     if args.command == "study":
-        from magan.studies.registry import study_names
-
-        if args.study in study_names():
-            return _cmd_study(args)
-        parser.parse_args(["study", "--help"])
-    elif args.command in _COMMANDS:
-        return _COMMANDS[args.command](args)
-    parser.print_help()
-    return 2
+        return _cmd_study(args)
+    return _COMMANDS[args.command](args)
 
 
 def main(argv=None) -> int:

@@ -12,6 +12,7 @@ networks' space. It is saved as a folder::
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -124,19 +125,23 @@ class Emulator:
         x = emulate(self.graphdef_e, params_e, unit, key)
         return self.transform.inverse(x, cond_phys, xp=jnp)
 
-    def sample(self, params, conditions=None, *, seed: int = 0,
+    def sample(self, params, conditions=None, *, n: int | None = None, seed: int = 0,
                batch_size: int = 1024) -> np.ndarray:
         """Emulated images at physical parameters (and per-event conditions).
 
         Args:
-          params: (N, P) or (P,) physical values, inside the space.
+          params: (N, P) physical values, inside the space; a vector (P,) is one point.
           conditions: (N, K) (or (K,), or (N,) when K = 1) physical per-event conditions, required
             when the emulator has a ConditionSpace. One row of params or of conditions broadcasts.
+          n: with one parameter point ((P,) or (1, P)), the number of images to make at it (the
+            point is repeated n times; conditions then have 1 or n rows). None: one image per row.
           seed: the same seed gives the same images.
           batch_size: images per device call (memory bound, not a result change).
         Returns:
-          (N, H, W, C) float32 NumPy array in the simulator's physical units.
+          (N, H, W, C) float32 NumPy array in the simulator's physical units (N = n when given).
         """
+        if n is not None:
+            params = self._repeated(params, n)
         params, cond = self.check_inputs(params, conditions)
         self.check_sample_size(max(len(params), 0 if cond is None else len(cond)))
         unit = self.conditioning(params, cond)
@@ -150,6 +155,21 @@ class Emulator:
         if not out:
             return np.zeros((0,) + self.image_shape, np.float32)
         return np.asarray(jnp.concatenate(out, axis=0))
+
+    def _repeated(self, params, n) -> np.ndarray:
+        """One checked parameter point ((P,) or (1, P)) repeated to (n, P), for ``sample(n=)``."""
+        if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)):
+            raise TypeError(f"sample: n must be a whole number of images, got {n!r} "
+                            f"({type(n).__name__}); e.g. n=1000.")
+        if n < 1:
+            raise ValueError(f"sample: n = {n}; ask for at least one image (n >= 1).")
+        point = self.space.check(params)
+        if point.shape[0] != 1:
+            raise ValueError(f"sample: n={n} repeats one parameter point, but params has "
+                             f"{point.shape[0]} rows; give one point (shape ({self.space.dim},)) "
+                             "with n, or leave n out to make one image per row.")
+        self.check_sample_size(int(n))
+        return np.repeat(point, int(n), axis=0)
 
     def check_sample_size(self, n: int) -> None:
         """Refuse ``n`` images that cannot fit in this machine's available memory, before
@@ -206,6 +226,22 @@ class Emulator:
         units). The default fit matches their distribution (``FitConfig.feature_weight``), and
         checks that the targets' lie in the range of the training simulations' ones."""
         return self._apply_s(self._summaries_fn, images, conditions, batch_size)
+
+    def identity(self) -> dict:
+        """What a fit records of the emulator it used (``FitResult.emulator``): the simulator's
+        name and the pre-training seed (from ``info``; None when unknown), the parameter names,
+        the image shape and ``weights_sha256``, a SHA-256 of E's and S's weights (equal for an
+        emulator and its saved and loaded copy, different after any retraining)."""
+        flat = _flatten(nnx.to_pure_dict(self.params_e), "emulator")
+        flat.update(_flatten(nnx.to_pure_dict(self.params_s), "siamese"))
+        digest = hashlib.sha256()
+        for key in sorted(flat):
+            arr = np.ascontiguousarray(flat[key])
+            digest.update(f"{key}:{arr.dtype.str}:{arr.shape};".encode())
+            digest.update(arr.tobytes())
+        return {"simulator": self.info.get("simulator"), "seed": self.info.get("seed"),
+                "parameters": list(self.space.names), "image_shape": list(self.image_shape),
+                "weights_sha256": digest.hexdigest()}
 
     # ----------------------------------------------------------- save/load
     def save(self, path, *, overwrite: bool = False) -> Path:

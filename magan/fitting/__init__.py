@@ -7,7 +7,8 @@
 * :mod:`~magan.fitting.state`: G's and D's networks, optimisers and the fit's state;
 * :mod:`~magan.fitting.step`: the compiled step;
 * :mod:`~magan.fitting.features`: feature matching's standardised features;
-* :mod:`~magan.fitting.result`: :class:`FitResult`.
+* :mod:`~magan.fitting.result`: :class:`FitResult`, saved by ``FitResult.save`` and read by
+  :func:`load_fit`.
 
 The losses are in :mod:`magan.losses`, the loop in :mod:`magan.runtime.loop`.
 """
@@ -18,6 +19,7 @@ _WHERE = {
     "fit": "magan.fitting.stage",
     "fit_many": "magan.fitting.stage",
     "FitResult": "magan.fitting.result",
+    "load_fit": "magan.fitting.result",
     "feature_energy_distance": "magan.losses",
     "feature_scales": "magan.fitting.features",
     "discriminator_loss": "magan.losses",

@@ -1,12 +1,28 @@
-"""The outcome of a fit: :class:`FitResult`, and the warnings a result gives about itself."""
+"""The outcome of a fit: :class:`FitResult`, the warnings a result gives about itself, and its
+file: :meth:`FitResult.save` and :func:`load_fit`.
+
+A saved fit is one ``.npz`` file (NumPy's zip of arrays, readable without magan): every array
+field under its own name (``samples`` (K, P), ``mean`` (P,), ...) and ``meta``, the UTF-8 bytes of
+a JSON document with the names, units, config, histories, diagnostics, timing and the emulator's
+identity (tuples, NumPy arrays and scalars tagged so that they come back as they were).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import io
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FitResult"]
+__all__ = ["FitResult", "load_fit", "FIT_FORMAT", "FIT_FORMAT_VERSION"]
+
+FIT_FORMAT = "magan-fit"
+FIT_FORMAT_VERSION = 1
+# the fields stored as arrays of the .npz (those that are None are left out and come back None)
+_ARRAYS = ("samples", "mean", "std", "replica_means", "start", "raw_mean", "bias",
+           "reference_at", "stat_std", "syst_std", "covariance")
 
 
 @dataclass
@@ -43,6 +59,11 @@ class FitResult:
       diagnostics: the fit's named checks (:mod:`magan.fitting.diagnostics`), each with a
         status ("ok", "warn", "unknown"), a message and its numbers; every "warn" was also
         issued as a ``FitWarning``.
+      units: length P, each parameter's unit label ("" for none), or () when not recorded.
+      emulator: the fitted emulator's identity (:meth:`magan.Emulator.identity`: its simulator's
+        name, pre-training seed, parameter names and a hash of its weights), {} when unknown.
+
+    ``save(path)`` writes it to one ``.npz`` file; :func:`magan.load_fit` reads it back equal.
     """
 
     names: tuple[str, ...]
@@ -62,6 +83,8 @@ class FitResult:
     stat_std: np.ndarray | None = None
     syst_std: np.ndarray | None = None
     covariance: np.ndarray | None = None
+    units: tuple[str, ...] = ()
+    emulator: dict = field(default_factory=dict)
 
     @property
     def warnings(self) -> list[str]:
@@ -92,10 +115,171 @@ class FitResult:
             "syst_std": None if self.syst_std is None else
             {n: float(v) for n, v in zip(self.names, self.syst_std)},
             "covariance": None if self.covariance is None else self.covariance.tolist(),
+            "units": list(self.units),
+            "emulator": self.emulator,
         }
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{n}={m:.4g}+-{s:.2g}"
-                         for n, m, s in zip(self.names, self.mean, self.std))
-        flagged = f"; warnings: {', '.join(self.warnings)}" if self.warnings else ""
-        return f"FitResult({body}{flagged})"
+        """One line per parameter, ``name = mean ± std (unit)`` (physical units), then the
+        diagnostics that warn."""
+        corrected = ", bias-corrected" if self.bias is not None else ""
+        lines = [f"FitResult of {len(self.names)} parameter(s) "
+                 f"({np.shape(self.samples)[0]} samples{corrected}):"]
+        width = max((len(n) for n in self.names), default=0)
+        units = self.units if len(self.units) == len(self.names) else ("",) * len(self.names)
+        for n, m, s, u in zip(self.names, self.mean, self.std, units):
+            lines.append(f"  {n:<{width}} = {m:.4g} ± {s:.2g}" + (f" ({u})" if u else ""))
+        if self.warnings:
+            lines.append(f"  warnings: {', '.join(self.warnings)} (see .diagnostics)")
+        elif self.diagnostics:
+            lines.append(f"  warnings: none ({len(self.diagnostics)} checks passed)")
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------------------ files
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the fit to one ``.npz`` file at ``path`` (``.npz`` is the suggested suffix),
+        atomically: a temporary file in the same folder, renamed into place.
+
+        Every array field, the names, units, config, histories, diagnostics, timing and the
+        emulator's identity are kept; :func:`load_fit` reads back an equal result. A previous
+        saved fit at ``path`` is replaced; anything else there (a file magan did not write as a
+        fit) is refused with a ValueError unless ``overwrite=True``; a folder is always refused.
+        """
+        from magan.runtime.io import atomic_write_bytes
+
+        path = Path(path)
+        kind = _existing_fit(path)
+        if kind not in ("none", "fit") and not overwrite:
+            raise ValueError(f"FitResult.save: {path} already exists and is {kind}; saving would "
+                             "destroy it. Choose a new file name (or a saved fit to replace), or "
+                             "pass overwrite=True to replace that file.")
+        arrays = {k: np.asarray(getattr(self, k)) for k in _ARRAYS if getattr(self, k) is not None}
+        meta = {"format": FIT_FORMAT, "format_version": FIT_FORMAT_VERSION,
+                "arrays": sorted(arrays), "fields": {}}
+        for f in fields(self):
+            if f.name in _ARRAYS:
+                continue
+            value = getattr(self, f.name)
+            if f.name == "diagnostics":
+                value = [d.to_dict() for d in value]
+            meta["fields"][f.name] = _encode(value, f.name)
+        text = json.dumps(meta, indent=1)
+        buf = io.BytesIO()
+        np.savez(buf, meta=np.frombuffer(text.encode(), np.uint8), **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+        return path
+
+
+_FIX = ("Save the fit again (FitResult.save, or `magan fit --out`), or restore the file from a "
+        "copy.")
+
+
+def load_fit(path) -> FitResult:
+    """Read a fit written by :meth:`FitResult.save` (or the ``fit.npz`` of a ``magan fit --out``
+    folder, when ``path`` is that folder). Arrays come back with their dtypes and shapes, the
+    diagnostics as :class:`~magan.fitting.diagnostics.Diagnostic` objects.
+
+    Raises FileNotFoundError for a missing path, ValueError (naming the path and the fix) for a
+    folder without a saved fit, a file that is not one, or a damaged one.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "fit.npz").is_file():
+            raise ValueError(f"{path} is a folder, not a saved fit: name the .npz file that "
+                             "FitResult.save wrote (a `magan fit --out` folder holds it as "
+                             "fit.npz).")
+        path = path / "fit.npz"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: name the .npz file that FitResult.save wrote "
+                                "(a `magan fit --out` folder holds it as fit.npz).")
+    meta, arrays = _read_fit(path)
+    try:
+        kwargs = {name: _decode(value) for name, value in meta["fields"].items()}
+        from magan.fitting.diagnostics import Diagnostic
+
+        kwargs["diagnostics"] = [Diagnostic(**d) for d in kwargs.get("diagnostics", [])]
+        return FitResult(**kwargs, **arrays)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{path}: its description of the fit is malformed ({err}); the file is "
+                         f"damaged or was edited. {_FIX}") from None
+
+
+def _read_fit(path: Path) -> tuple[dict, dict]:
+    """(meta document, {field: array}) of a saved fit, with errors that name the file."""
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as err:  # zip and npy errors: not a fit, or a damaged one
+        raise ValueError(f"{path} cannot be read as a saved fit ({err}); it is damaged or is not "
+                         f"a fit saved by magan. {_FIX}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} is a single array (.npy), not a fit saved by FitResult.save.")
+    with z:
+        try:
+            if "meta" not in z.files:
+                raise ValueError("no 'meta' entry")
+            meta = json.loads(z["meta"].tobytes().decode())
+            if not isinstance(meta, dict) or meta.get("format") != FIT_FORMAT:
+                raise ValueError("its 'meta' entry does not describe a magan fit")
+            arrays = {k: z[k] for k in meta["arrays"]}
+        except Exception as err:  # zip, UTF-8, JSON and missing-entry errors
+            raise ValueError(f"{path} cannot be read as a saved fit ({err}); it is damaged or is "
+                             f"not a fit saved by magan. {_FIX}") from None
+    if meta.get("format_version") != FIT_FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version {meta.get('format_version')!r} is not "
+                         f"{FIT_FORMAT_VERSION}; it was written by an incompatible magan version.")
+    return meta, arrays
+
+
+def _existing_fit(path: Path) -> str:
+    """What is at ``path``, for :meth:`FitResult.save`: ``"none"``, ``"fit"`` (a saved fit) or a
+    description of anything else; a folder raises a ValueError naming the fix."""
+    if path.is_dir():
+        raise ValueError(f"FitResult.save: {path} is a folder; name a file to write, e.g. "
+                         f"{path / 'fit.npz'}.")
+    if not path.exists() and not path.is_symlink():
+        return "none"
+    try:
+        _read_fit(path)
+    except ValueError:
+        return "a file that is not a fit saved by magan"
+    return "fit"
+
+
+def _encode(obj, where: str):
+    """``obj`` as JSON-ready data that :func:`_decode` turns back into an equal object: tuples,
+    NumPy arrays and scalars, and dicts with non-string keys are tagged."""
+    if isinstance(obj, np.generic) and obj.dtype.kind in "biuf":  # before float: np.float64 is one
+        return {"__magan_scalar__": obj.item(), "dtype": obj.dtype.str}
+    if isinstance(obj, (str, bool, int, float)) or obj is None:
+        return obj
+    if isinstance(obj, dict):
+        if all(isinstance(k, str) and not k.startswith("__magan_") for k in obj):
+            return {k: _encode(v, f"{where}[{k!r}]") for k, v in obj.items()}
+        return {"__magan_dict__": [[_encode(k, where), _encode(v, f"{where}[{k!r}]")]
+                                   for k, v in obj.items()]}
+    if isinstance(obj, list):
+        return [_encode(v, where) for v in obj]
+    if isinstance(obj, tuple):
+        return {"__magan_tuple__": [_encode(v, where) for v in obj]}
+    if isinstance(obj, np.ndarray) and obj.dtype.kind in "biuf":
+        return {"__magan_array__": obj.tolist(), "dtype": obj.dtype.str, "shape": obj.shape}
+    raise TypeError(f"FitResult.save: {where} holds a {type(obj).__name__} ({obj!r:.60}), which "
+                    "cannot be saved; keep only numbers, strings, lists, tuples, dicts and "
+                    "numeric NumPy arrays in a FitResult.")
+
+
+def _decode(obj):
+    """The inverse of :func:`_encode`."""
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    if not isinstance(obj, dict):
+        return obj
+    if "__magan_tuple__" in obj:
+        return tuple(_decode(v) for v in obj["__magan_tuple__"])
+    if "__magan_dict__" in obj:
+        return {_decode(k): _decode(v) for k, v in obj["__magan_dict__"]}
+    if "__magan_array__" in obj:
+        return np.array(obj["__magan_array__"], dtype=obj["dtype"]).reshape(obj["shape"])
+    if "__magan_scalar__" in obj:
+        return np.dtype(obj["dtype"]).type(obj["__magan_scalar__"])
+    return {k: _decode(v) for k, v in obj.items()}

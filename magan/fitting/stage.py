@@ -371,7 +371,8 @@ def _result(run: _Fit, raw_unit, ref_unit, ref_at, start_unit, histories) -> Fit
         replica_means=replica_means, start=space.from_unit(start_unit.astype(np.float64)),
         raw_mean=raw.mean(axis=0), bias=bias, reference_at=ref_at,
         history=histories[0], reference_history=histories[1],
-        config=dataclasses.asdict(run.cfg), stat_std=stat, syst_std=syst, covariance=cov)
+        config=dataclasses.asdict(run.cfg), stat_std=stat, syst_std=syst, covariance=cov,
+        units=tuple(q.unit for q in space.parameters), emulator=run.emulator.identity())
 
 
 def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):

@@ -111,7 +111,7 @@ class BankSimulator(Simulator):
                  allow_nonfinite: bool = False):
         """Images of the nearest bank point (unit-cube distance) to each requested row (the bank
         holds only finite images)."""
-        params = np.asarray(params, np.float64)
+        params = self._points(params, space)
         args = self._call_args(params, conditions, params.shape[0])
         unit = self.space.to_unit(params)
         if self.cond is not None:

@@ -62,6 +62,19 @@ class Simulator:
         self.name = name or getattr(fn, "__name__", "simulator")
         self.conditions = _check_conditions(conditions)
 
+    def _points(self, params, space=None) -> np.ndarray:
+        """``params`` as float64 rows (N, P): a vector (P,) is one point (1, P), so a user's
+        function always receives a 2-D array. ValueError for any other shape, or (with
+        ``space``) a row length other than its P."""
+        arr = np.asarray(params, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or (space is not None and arr.shape[1] != space.dim):
+            dim = "P" if space is None else space.dim
+            raise ValueError(f"{self.name}: params must have shape (N, {dim}) (or ({dim},) for "
+                             f"one point), got {np.shape(params)}.")
+        return arr
+
     def _call_args(self, params, conditions, n):
         """Checked (params, conditions) for one call; conditions (N, K) float64 or None."""
         if self.conditions is None:

@@ -92,7 +92,7 @@ class CommandSimulator(Simulator):
 
     def simulate(self, rng: np.random.Generator, params, space=None, *, conditions=None,
                  allow_nonfinite: bool = False):
-        params = np.asarray(params, np.float64)
+        params = self._points(params, space)
         call = self._call_args(params, conditions, params.shape[0])
         seed = int(rng.integers(0, 2**31 - 1))
         with tempfile.TemporaryDirectory(prefix="magan-cmd-") as tmp:

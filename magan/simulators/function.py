@@ -51,7 +51,7 @@ class FunctionSimulator(Simulator):
                  conditions=None, allow_nonfinite: bool = False) -> np.ndarray:
         """Run the wrapped function on (N, P) physical parameters (and (N, K) conditions when the
         simulator has them); returns checked float32 images (N, H, W, C)."""
-        params = np.asarray(params, dtype=np.float64)
+        params = self._points(params, space)
         args = self._call_args(params, conditions, params.shape[0])
         return self.check_output(self.fn(rng, *args), params, space, allow_nonfinite)
 
@@ -92,7 +92,7 @@ class JaxSimulator(Simulator):
         """Host-side call (used for closure checks and target sets); seeds a key from ``rng``."""
         import jax
 
-        params = np.asarray(params, dtype=np.float64)
+        params = self._points(params, space)
         args = self._call_args(params, conditions, params.shape[0])
         key = jax.random.key(int(rng.integers(0, 2**31 - 1)))
         out = np.asarray(self.simulate_jax(key, *(np.asarray(a, np.float32) for a in args)))

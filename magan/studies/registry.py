@@ -35,10 +35,11 @@ STUDY_NAMES = tuple(_PACKAGES)
 class StudyEntry:
     """A built-in study as the command line shows it (no JAX import).
 
-    ``magan study <name>`` gets ``--preset`` (help ``preset_help``), ``--truth`` (``truth_help``;
-    parsed by the study's space), ``--emulator``, ``--out`` (default ``out``), ``--train-from``
-    when ``train_from`` (the :class:`Study` then has a ``training_source``), ``--seed`` and
-    ``--quiet``. ``module`` holds the :class:`Study` record as ``STUDY``."""
+    ``magan study <name>`` gets ``--preset`` (one of ``presets``, help ``preset_help``),
+    ``--truth`` (``truth_help``; parsed by the study's space), ``--emulator``, ``--out``
+    (default ``out``), ``--train-from`` when ``train_from`` (the :class:`Study` then has a
+    ``training_source``), ``--seed`` and ``--quiet``. ``module`` holds the :class:`Study`
+    record as ``STUDY``."""
 
     name: str
     description: str  # one line: the study's help in ``magan study --help``
@@ -48,6 +49,9 @@ class StudyEntry:
     preset_help: str
     truth_help: str
     train_from: bool = False
+    # the names of the study's presets, offered by ``--preset`` and checked before JAX is
+    # imported (tests check them against the Study's ``presets``)
+    presets: tuple[str, ...] = ("tiny", "default", "gpu")
 
 
 @dataclass(frozen=True)
