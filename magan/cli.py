@@ -424,9 +424,30 @@ def _run(parser, args) -> int:
             return _cmd_study(args)
         parser.parse_args(["study", "--help"])
     elif args.command in _COMMANDS:
-        return _COMMANDS[args.command](args)
+        with _output_of(args):
+            return _COMMANDS[args.command](args)
     parser.print_help()
     return 2
+
+
+# the kind of run each command's --out folder holds (see magan.runtime.rundir.run_folder)
+_RUN_KINDS = {"fit": "fit", "validate": "validation"}
+
+
+def _output_of(args):
+    """A context holding the command's ``--out`` before any work: a run folder (``fit``,
+    ``validate``) created, checked to take files, locked against a second run, refused when it
+    holds another kind of run, and given its manifest at the end; the output file of ``sample``
+    checked to be writable. (``study`` runs do this themselves, in the library.)"""
+    import contextlib
+
+    from magan.runtime.rundir import output_file, run_folder
+
+    if args.command in _RUN_KINDS:
+        return run_folder(args.out, _RUN_KINDS[args.command])
+    if args.command == "sample":
+        output_file(args.out)
+    return contextlib.nullcontext()
 
 
 def main(argv=None) -> int:
