@@ -539,7 +539,28 @@ def _run(parser, args) -> int:
         initialize()  # multi-process (Slurm / JAX_COORDINATOR_ADDRESS) jobs only
     if args.command == "study":
         return _cmd_study(args)
-    return _COMMANDS[args.command](args)
+    with _output_of(args):
+        return _COMMANDS[args.command](args)
+
+
+# the kind of run each command's --out folder holds (see magan.runtime.rundir.run_folder)
+_RUN_KINDS = {"fit": "fit", "validate": "validation"}
+
+
+def _output_of(args):
+    """A context holding the command's ``--out`` before any work: a run folder (``fit``,
+    ``validate``) created, checked to take files, locked against a second run, refused when it
+    holds another kind of run, and given its manifest at the end; the output file of ``sample``
+    checked to be writable. (``study`` runs do this themselves, in the library.)"""
+    import contextlib
+
+    from magan.runtime.rundir import output_file, run_folder
+
+    if args.command in _RUN_KINDS:
+        return run_folder(args.out, _RUN_KINDS[args.command])
+    if args.command == "sample":
+        output_file(args.out)
+    return contextlib.nullcontext()
 
 
 def main(argv=None) -> int:

@@ -18,6 +18,7 @@ are simulated.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import warnings
@@ -46,6 +47,7 @@ from magan.runtime.checkpoints import RunCheckpoints
 from magan.runtime.io import write_metrics
 from magan.runtime.loop import run_loop
 from magan.runtime.parallel import data_mesh, replicate, shard_batch, to_local
+from magan.runtime.rundir import folder_lock, output_folder
 from magan.simulators.base import Simulator, SimulatorError
 from magan.space import ParameterSpace
 from magan.transforms import IdentityTransform, ImageTransform
@@ -75,7 +77,8 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
         (standardised over the space), a proper scoring rule that asks E to reproduce their
         distribution at every point, not only their mean.
       workdir: if given, the emulator is saved to ``workdir/emulator`` at the end and the metrics to
-        ``workdir/pretrain_metrics.csv``.
+        ``workdir/pretrain_metrics.csv``. It is created and checked to take files before any
+        work, and locked (``workdir/.magan.lock``) for the run: a second run into it fails at once.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
       devices: the devices the batch is split over (data parallel, parameters replicated;
         default every device of every process, see :mod:`magan.runtime.parallel`). ``batch_size``
@@ -86,38 +89,48 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
     """
 
     cfg, transform = _checked_inputs(simulator, space, config, transform)
-    feature_fn = None
-    if features is not None and (cfg.feature_weight > 0 or cfg.feature_marginal_weight > 0):
-        feature_fn = standardised_features(features, transform, simulator, space, seed)
-    run = _Run.start(cfg, simulator, space, transform, seed, devices)
-    ckpt = _Checkpointing.open(workdir, run)
-    start, history, feeder_start = ckpt.resume(run)
-    step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn)
-    feeder = None if simulator.traceable else _feeder(run, feeder_start)
-    ckpt.feeder = feeder
-    programs: dict[tuple[bool, ...], object] = {}
+    with _owned(workdir):  # checked to take files, and locked, before any work
+        feature_fn = None
+        if features is not None and (cfg.feature_weight > 0 or cfg.feature_marginal_weight > 0):
+            feature_fn = standardised_features(features, transform, simulator, space, seed)
+        run = _Run.start(cfg, simulator, space, transform, seed, devices)
+        ckpt = _Checkpointing.open(workdir, run)
+        start, history, feeder_start = ckpt.resume(run)
+        step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn)
+        feeder = None if simulator.traceable else _feeder(run, feeder_start)
+        ckpt.feeder = feeder
+        programs: dict[tuple[bool, ...], object] = {}
 
-    def advance(state, i, n):
-        pattern = r1_pattern(i, n, cfg.r1_every)
-        if pattern not in programs:
-            programs[pattern] = (traced_batches_program(step, pattern, _jax_batches(run))
-                                 if feeder is None else host_batches_program(step, pattern))
-        if feeder is None:
-            return programs[pattern](state, run.key)
-        batches = [feeder.next() for _ in range(n)]
-        stacked = shard_batch([np.stack(a) for a in zip(*batches)], run.mesh, axis=1)
-        return programs[pattern](state, run.key, *stacked)
+        def advance(state, i, n):
+            pattern = r1_pattern(i, n, cfg.r1_every)
+            if pattern not in programs:
+                programs[pattern] = (traced_batches_program(step, pattern, _jax_batches(run))
+                                     if feeder is None else host_batches_program(step, pattern))
+            if feeder is None:
+                return programs[pattern](state, run.key)
+            batches = [feeder.next() for _ in range(n)]
+            stacked = shard_batch([np.stack(a) for a in zip(*batches)], run.mesh, axis=1)
+            return programs[pattern](state, run.key, *stacked)
 
-    try:
-        out = run_loop(advance, run.state, total=cfg.steps, start=start,
-                       per_call=cfg.steps_per_call, sync_every=cfg.log_every,
-                       summarise=ckpt.summarise, desc="pre-training", progress=progress,
-                       on_sync=ckpt.on_sync, history=history)
-    finally:
-        if feeder is not None:
-            feeder.close()
-        ckpt.close()
-    return _finish(run, out, start, feeder, workdir)
+        try:
+            out = run_loop(advance, run.state, total=cfg.steps, start=start,
+                           per_call=cfg.steps_per_call, sync_every=cfg.log_every,
+                           summarise=ckpt.summarise, desc="pre-training", progress=progress,
+                           on_sync=ckpt.on_sync, history=history)
+        finally:
+            if feeder is not None:
+                feeder.close()
+            ckpt.close()
+        return _finish(run, out, start, feeder, workdir)
+
+
+def _owned(workdir):
+    """A context holding ``workdir`` for the run (None: nothing): created and checked to take
+    files before any work, locked against a second run (re-entrant, so a study that holds its run
+    folder may pre-train into it); see :mod:`magan.runtime.rundir`."""
+    if workdir is None:
+        return contextlib.nullcontext()
+    return folder_lock(output_folder(workdir, "workdir"), "workdir")
 
 
 @dataclass

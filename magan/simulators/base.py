@@ -10,11 +10,41 @@ function), :mod:`magan.simulators.bank` (offline simulations) and
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = ["Simulator", "SimulatorError"]
+
+
+def _timed_call(fn, args: tuple, timeout: float | None, name: str, n: int):
+    """``fn(*args)``; with a ``timeout`` (seconds) it runs in a daemon thread and a call that has
+    not returned by then raises :class:`SimulatorError` (naming the simulator, the timeout and
+    the fix) in the caller. Python cannot kill a thread: the stuck call is abandoned, still
+    running, and ends with the process."""
+    if timeout is None:
+        return fn(*args)
+    box: list = []
+
+    def call():
+        try:
+            box.append((True, fn(*args)))
+        except BaseException as err:  # noqa: BLE001 - re-raised in the caller
+            box.append((False, err))
+
+    worker = threading.Thread(target=call, daemon=True, name=f"magan-{name}-call")
+    worker.start()
+    worker.join(timeout)
+    if not box:
+        raise SimulatorError(f"{name} did not return within timeout={timeout:g} s for {n} "
+                             "parameter vectors (it may hang); the call was abandoned, still "
+                             "running in a background thread. Fix the simulator, or raise its "
+                             "timeout (or lower the batch size) if it is only slow.")
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
 
 
 class SimulatorError(RuntimeError):
@@ -53,10 +83,16 @@ class Simulator:
     name: str = "simulator"
     conditions = None  # a ConditionSpace, or None
 
-    def _wrap(self, fn, image_shape: Sequence[int], name: str | None, conditions, signature: str):
-        """Set up an adapter around the user's function ``fn`` (checked to be callable)."""
+    def _wrap(self, fn, image_shape: Sequence[int], name: str | None, conditions, signature: str,
+              timeout: float | None = None):
+        """Set up an adapter around the user's function ``fn`` (checked to be callable), whose
+        host calls may take ``timeout`` seconds (None: no limit)."""
         if not callable(fn):
             raise TypeError(f"{type(self).__name__} needs a callable {signature}, got {fn!r}.")
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds or None, got "
+                             f"{timeout!r}.")
+        self.timeout = None if timeout is None else float(timeout)
         self.fn = fn
         self.image_shape = _image_shape(image_shape)
         self.name = name or getattr(fn, "__name__", "simulator")

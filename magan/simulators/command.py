@@ -10,13 +10,16 @@ container), as long as it reads and writes ``.npy`` files::
 Placeholders: ``{params}`` (N, P) float64 physical parameters; ``{conditions}`` (N, K) (only with
 ``conditions=``); ``{out}`` where the program must write (N, H, W, C) images (or (N, H, W));
 ``{seed}`` an integer drawn from magan's generator (use it for reproducible runs). A run that
-exceeds ``timeout_s``, exits with a non-zero status, or writes no or malformed output raises
+exceeds ``timeout_s`` (then the program and every process it started, its whole process group,
+are killed), exits with a non-zero status, or writes no or malformed output raises
 :class:`~magan.SimulatorError` with the command, the exit status and the end of its stderr.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
+import signal
 import string
 import subprocess
 import tempfile
@@ -54,6 +57,33 @@ def _check_placeholders(args: list[str], has_conditions: bool) -> None:
                                  "{ or } as {{ or }}.")
 
 
+def _run_program(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run ``argv`` in its own session (process group), its output captured; past ``timeout``
+    seconds kill the whole group (the program and whatever it started, which would otherwise
+    keep running and hold its output pipes open) and raise ``subprocess.TimeoutExpired``."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:  # the timeout, or an interrupt: leave nothing of it running
+            _kill_group(proc)
+            raise
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the process group that ``proc`` leads, then reap ``proc``."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    try:  # a process that left the group could still hold the pipes: do not wait on it forever
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class CommandSimulator(Simulator):
     """Run an external command per batch (module docstring).
 
@@ -61,7 +91,8 @@ class CommandSimulator(Simulator):
       command: a string (split like a shell would, no shell is started) or a list of arguments,
         with the placeholders ``{params}``, ``{out}``, and optionally ``{seed}``, ``{conditions}``.
       image_shape: (H, W) or (H, W, C) of one image.
-      timeout_s: seconds one batch may take.
+      timeout_s: seconds one batch may take; past it the program and all the processes it
+        started (its process group) are killed and a SimulatorError says so.
       conditions: a :class:`~magan.ConditionSpace` when the program takes per-event conditions.
       name: for messages (default: the program's name).
     """
@@ -106,12 +137,12 @@ class CommandSimulator(Simulator):
             where = (f"for {len(params)} parameter vectors (first: "
                      f"{space.format(params[0]) if space is not None else params[0].tolist()})")
             try:
-                proc = subprocess.run(argv, capture_output=True, text=True,
-                                      timeout=self.timeout_s)
+                proc = _run_program(argv, self.timeout_s)
             except subprocess.TimeoutExpired:
                 raise SimulatorError(f"{self.name}: `{' '.join(argv)}` did not finish within "
-                                     f"{self.timeout_s:g} s {where}. Raise timeout_s or make "
-                                     "batches smaller.") from None
+                                     f"{self.timeout_s:g} s {where}; it was killed with the "
+                                     "processes it started. Raise timeout_s or make batches "
+                                     "smaller.") from None
             except OSError as err:
                 raise SimulatorError(f"{self.name}: cannot start `{argv[0]}` ({err}).") from None
             self.calls += 1

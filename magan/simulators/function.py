@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from magan.simulators.base import Simulator, SimulatorError
+from magan.simulators.base import Simulator, SimulatorError, _timed_call
 
 __all__ = ["FunctionSimulator", "JaxSimulator"]
 
@@ -39,13 +39,18 @@ class FunctionSimulator(Simulator):
       image_shape: (H, W) or (H, W, C) of one image.
       name: used in error messages and run summaries.
       conditions: a :class:`~magan.ConditionSpace` of per-event conditions, or ``None``.
+      timeout: seconds one call of ``fn`` may take (None: no limit). A call past it raises
+        :class:`~magan.SimulatorError` naming the simulator and the timeout, so a hung simulator
+        ends the run with a message instead of blocking it forever. Python cannot kill a thread:
+        the stuck call is abandoned in a background thread (it ends with the process), so a
+        simulator that only slows down keeps using a CPU until then.
     """
 
     traceable = False
 
     def __init__(self, fn: Callable, image_shape: Sequence[int], *, name: str | None = None,
-                 conditions=None):
-        self._wrap(fn, image_shape, name, conditions, "fn(rng, params)")
+                 conditions=None, timeout: float | None = None):
+        self._wrap(fn, image_shape, name, conditions, "fn(rng, params)", timeout)
 
     def simulate(self, rng: np.random.Generator, params, space=None, *,
                  conditions=None, allow_nonfinite: bool = False) -> np.ndarray:
@@ -53,7 +58,8 @@ class FunctionSimulator(Simulator):
         simulator has them); returns checked float32 images (N, H, W, C)."""
         params = self._points(params, space)
         args = self._call_args(params, conditions, params.shape[0])
-        return self.check_output(self.fn(rng, *args), params, space, allow_nonfinite)
+        images = _timed_call(self.fn, (rng, *args), self.timeout, self.name, len(params))
+        return self.check_output(images, params, space, allow_nonfinite)
 
 
 class JaxSimulator(Simulator):

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from magan.emulator import Emulator, load_emulator
-from magan.runtime.io import atomic_write_json
 from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
 from magan.runtime.progress import Clock
+from magan.runtime.rundir import run_folder
 
 __all__ = ["Clock", "emulator_for_run", "fit_fields", "pick_preset",
            "plot_fit_result", "plot_samples", "plot_training", "reuse_emulator", "start_run",
@@ -27,14 +27,15 @@ def pick_preset(presets: dict, name: str, study: str):
     return presets[name]
 
 
-def start_run(study: str, preset, cfg, out, seed: int) -> Path:
-    """Create the run folder ``out`` and write its ``config.json`` (the resolved study config)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", {"study": study, "seed": seed,
-                                            "preset": preset if isinstance(preset, str) else None,
-                                            **dataclasses.asdict(cfg)})
-    return out
+def start_run(study: str, preset, cfg, out, seed: int):
+    """``with start_run(...) as out:`` the run folder ``out`` (a Path) for the block: checked to
+    take files, locked against a second run, refused before anything is written when it holds
+    another run (another study's or a fit's) or this study's with another config, its
+    ``config.json`` (the resolved study config) written, and its ``manifest.json`` written after
+    the block (see :func:`magan.runtime.rundir.run_folder`)."""
+    config = {"study": study, "seed": seed, "preset": preset if isinstance(preset, str) else None,
+              **dataclasses.asdict(cfg)}
+    return run_folder(out, f"{study} study", config=config)
 
 
 def reuse_emulator(emulator, out: Path, study: str, space, conditions=None) -> Emulator:

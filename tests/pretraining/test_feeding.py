@@ -40,3 +40,32 @@ def test_a_failing_simulator_is_reported_by_next():
     feeder.close()
     with pytest.raises(ValueError, match="workers must be >= 1"):
         SimulationFeeder(line_simulator(), LINE_SPACE, 4, seed=0, workers=0)
+
+
+def test_a_hung_simulator_with_a_timeout_is_reported_by_next():
+    """A FunctionSimulator that never returns, given timeout=: the batch wait ends with a
+    SimulatorError naming it and the timeout (not a training run blocked forever)."""
+    import threading
+    import time
+
+    from magan import FunctionSimulator, SimulatorError
+
+    release = threading.Event()
+
+    def hangs(rng, params):
+        release.wait(60)
+        return np.zeros((len(params), 28, 28, 1))
+
+    feeder = SimulationFeeder(FunctionSimulator(hangs, (28, 28, 1), name="stuck_sim", timeout=0.5),
+                              LINE_SPACE, 4, seed=0)
+    t0 = time.perf_counter()
+    try:
+        with pytest.raises(SimulatorError, match=r"stuck_sim did not return within timeout=0.5 s"
+                                                 r"(.|\n)*raise its timeout"):
+            feeder.next()
+        assert time.perf_counter() - t0 < 10
+    finally:
+        release.set()
+        feeder.close()
+    with pytest.raises(ValueError, match="timeout must be a positive"):
+        FunctionSimulator(hangs, (28, 28, 1), timeout=0)

@@ -130,3 +130,30 @@ def test_bank_datasets_inside_a_group_are_read_or_refused_clearly(bank, tmp_path
 def test_command_placeholders_are_checked_when_made(command, match):
     with pytest.raises(ValueError, match=match):
         CommandSimulator(command, (28, 28, 1))
+
+
+def test_command_simulator_timeout_kills_the_programs_children_too(tmp_path):
+    """A program that starts a child (here a shell that runs ``sleep``) and outlives timeout_s:
+    the whole process group goes, not only the shell, and the error comes at the timeout (not
+    when the child would have ended, which held the captured output open)."""
+    import os
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    sim = CommandSimulator(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait",
+                            "{params}", "{out}"], (28, 28, 1), timeout_s=1)
+    t0 = time.perf_counter()
+    with pytest.raises(SimulatorError, match="did not finish within 1 s.*killed with the "
+                                             "processes it started"):
+        sim.simulate(np.random.default_rng(0), np.tile(LINE_SPACE.center(), (2, 1)), LINE_SPACE)
+    assert time.perf_counter() - t0 < 15
+    child = int(pidfile.read_text())
+    for _ in range(50):  # reaped by init a moment after the kill
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, 9)
+        raise AssertionError(f"the program's child {child} (sleep 60) is still running")

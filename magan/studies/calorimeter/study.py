@@ -17,6 +17,7 @@ detector parameters to it, checks closure and writes a run folder::
     OUT/features.png           response, depth and width histograms at each validation energy
     OUT/profiles.png           longitudinal and radial profiles, cell-energy spectrum, sparsity
     OUT/fit.png                fitted parameters against the truth
+    OUT/manifest.json          written last: every file of the finished run and its sha256
 """
 
 from __future__ import annotations
@@ -140,35 +141,36 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
     """
     cfg = study_preset(preset) if isinstance(preset, str) else preset
     truth = CALO_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
-    out = start_run("calorimeter", preset, cfg, out, seed)
-    simulator = calorimeter_simulator()
-    clock = Clock()
-    pretrain = partial(train_emulator, simulator, CALO_SPACE, cfg.pretrain, seed=seed, workdir=out,
-                       progress=progress, transform=CALO_TRANSFORM, features=training_features)
-    emu = emulator_for_run(emulator, pretrain, clock, out=out, study="calorimeter",
-                           space=CALO_SPACE, conditions=CALO_CONDITIONS)
-    with clock.stage("validation_s"):
-        physics = physics_validation(emu, simulator, truth, cfg.validation_energies_gev,
-                                     n=cfg.validation_events, seed=seed + 1, bins=cfg.bins)
-    targets, cond = _test_beam(simulator, truth, cfg, seed)
-    with clock.stage("fit_s"):
-        result = fit(emu, targets, cfg.fit, seed=seed, target_conditions=cond,
-                     simulator=simulator, features=training_features, workdir=out,
-                     progress=progress)
-    with clock.stage("closure_s"):
-        closure = _closure(simulator, result, targets, cond, seed)
-    pub = public(physics)
-    summary = {**summary_head("calorimeter", preset, seed, CALO_SPACE, truth),
-               "nominal": dict(zip(CALO_SPACE.names, NOMINAL.tolist())),
-               "beam_energies_gev": list(cfg.beam_energies_gev),
-               "events_per_energy": cfg.events_per_energy,
-               **fit_fields(CALO_SPACE, truth, result), "closure": closure, **worst(pub),
-               **summary_tail(clock, emu, result)}
-    atomic_write_json(out / "physics.json", pub)
-    _figures(emu, simulator, result, physics, truth, seed, out)
-    clock.stop()
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+    with start_run("calorimeter", preset, cfg, out, seed) as out:
+        simulator = calorimeter_simulator()
+        clock = Clock()
+        pretrain = partial(train_emulator, simulator, CALO_SPACE, cfg.pretrain, seed=seed,
+                           workdir=out, progress=progress, transform=CALO_TRANSFORM,
+                           features=training_features)
+        emu = emulator_for_run(emulator, pretrain, clock, out=out, study="calorimeter",
+                               space=CALO_SPACE, conditions=CALO_CONDITIONS)
+        with clock.stage("validation_s"):
+            physics = physics_validation(emu, simulator, truth, cfg.validation_energies_gev,
+                                         n=cfg.validation_events, seed=seed + 1, bins=cfg.bins)
+        targets, cond = _test_beam(simulator, truth, cfg, seed)
+        with clock.stage("fit_s"):
+            result = fit(emu, targets, cfg.fit, seed=seed, target_conditions=cond,
+                         simulator=simulator, features=training_features, workdir=out,
+                         progress=progress)
+        with clock.stage("closure_s"):
+            closure = _closure(simulator, result, targets, cond, seed)
+        pub = public(physics)
+        summary = {**summary_head("calorimeter", preset, seed, CALO_SPACE, truth),
+                   "nominal": dict(zip(CALO_SPACE.names, NOMINAL.tolist())),
+                   "beam_energies_gev": list(cfg.beam_energies_gev),
+                   "events_per_energy": cfg.events_per_energy,
+                   **fit_fields(CALO_SPACE, truth, result), "closure": closure, **worst(pub),
+                   **summary_tail(clock, emu, result)}
+        atomic_write_json(out / "physics.json", pub)
+        _figures(emu, simulator, result, physics, truth, seed, out)
+        clock.stop()
+        atomic_write_json(out / "summary.json", summary)
+        return summary
 
 
 def _test_beam(simulator, truth, cfg: CalorimeterStudyConfig, seed: int):

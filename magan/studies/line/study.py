@@ -11,6 +11,10 @@ writes a run folder::
     OUT/fit_metrics.csv         metrics over fit steps
     OUT/quality.json            emulator vs simulator over the whole space
     OUT/losses.png, OUT/samples.png, OUT/fit.png
+    OUT/manifest.json           written last: every file of the finished run and its sha256
+
+The folder is locked (``OUT/.magan.lock``) while the study runs; a rerun resumes it with the same
+settings and is refused, before anything is written, with others.
 """
 
 from __future__ import annotations
@@ -107,29 +111,29 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
     """
     cfg = study_preset(preset) if isinstance(preset, str) else preset
     truth = LINE_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
-    out = start_run("line", preset, cfg, out, seed)
-    simulator = line_simulator()
-    clock = Clock()
-    pretrain = partial(train_emulator, training_simulator or simulator, LINE_SPACE, cfg.pretrain,
-                       seed=seed, workdir=out, progress=progress)
-    emu = emulator_for_run(emulator, pretrain, clock, out=out, study="line", space=LINE_SPACE)
-    with clock.stage("quality_s"):
-        quality = _emulator_quality(emu, simulator, cfg, seed, out)
-    targets = _targets(simulator, truth, cfg.n_targets, seed)
-    with clock.stage("fit_s"):
-        result = fit(emu, targets, cfg.fit, seed=seed, simulator=simulator,
-                     features=line_fit_features, workdir=out, progress=progress)
-    with clock.stage("closure_s"):
-        closure = closure_check(simulator, LINE_SPACE, result.mean, targets, seed=seed + 3,
-                                features=line_features, feature_names=LINE_FEATURES)
-    summary = {**summary_head("line", preset, seed, LINE_SPACE, truth),
-               **fit_fields(LINE_SPACE, truth, result, raw_errors=True),
-               "closure": closure, "emulator_quality": quality,
-               **summary_tail(clock, emu, result)}
-    _figures(emu, simulator, result, truth, seed, out)
-    clock.stop()
-    atomic_write_json(out / "summary.json", summary)
-    return summary
+    with start_run("line", preset, cfg, out, seed) as out:
+        simulator = line_simulator()
+        clock = Clock()
+        pretrain = partial(train_emulator, training_simulator or simulator, LINE_SPACE,
+                           cfg.pretrain, seed=seed, workdir=out, progress=progress)
+        emu = emulator_for_run(emulator, pretrain, clock, out=out, study="line", space=LINE_SPACE)
+        with clock.stage("quality_s"):
+            quality = _emulator_quality(emu, simulator, cfg, seed, out)
+        targets = _targets(simulator, truth, cfg.n_targets, seed)
+        with clock.stage("fit_s"):
+            result = fit(emu, targets, cfg.fit, seed=seed, simulator=simulator,
+                         features=line_fit_features, workdir=out, progress=progress)
+        with clock.stage("closure_s"):
+            closure = closure_check(simulator, LINE_SPACE, result.mean, targets, seed=seed + 3,
+                                    features=line_features, feature_names=LINE_FEATURES)
+        summary = {**summary_head("line", preset, seed, LINE_SPACE, truth),
+                   **fit_fields(LINE_SPACE, truth, result, raw_errors=True),
+                   "closure": closure, "emulator_quality": quality,
+                   **summary_tail(clock, emu, result)}
+        _figures(emu, simulator, result, truth, seed, out)
+        clock.stop()
+        atomic_write_json(out / "summary.json", summary)
+        return summary
 
 
 def _emulator_quality(emu, simulator, cfg: LineStudyConfig, seed: int, out) -> dict:
