@@ -243,6 +243,23 @@ class Emulator:
                 "parameters": list(self.space.names), "image_shape": list(self.image_shape),
                 "weights_sha256": digest.hexdigest()}
 
+    @property
+    def description_names(self) -> list[str]:
+        """The names of :meth:`describe`'s columns."""
+        return ([f"S's reading of {n}" for n in self.space.names]
+                + [f"pixel {k}" for k in ("mean", "std", "min", "max")])
+
+    def describe(self, images, conditions=None) -> np.ndarray:
+        """Summaries of each image, (N, P + 4) float64 (:attr:`description_names`): S's learned
+        summaries (:meth:`summaries`) and the mean, std, min and max of its pixels in the
+        networks' space; what a fit's closure check compares
+        (:func:`magan.fitting.diagnostics.fit_closure`)."""
+        from magan.fitting.diagnostics import STATISTICS, image_statistics
+
+        stats = image_statistics(self.to_network(images, conditions))
+        return np.column_stack([self.summaries(images, conditions).astype(np.float64),
+                                *(stats[k] for k in STATISTICS)])
+
     # ----------------------------------------------------------- save/load
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the emulator into folder ``path``: ``emulator.json`` and ``weights.npz``.

@@ -59,7 +59,8 @@ class DiagnosticLimits:
     outside_fraction: float = 0.05  # a mean this far outside the box (bias correction carried it)
     closure_ratio: float = 3.0  # closure distance over its floor above this (and above ...)
     closure_min: float = 0.02  # ... this absolute mean-image distance) fails
-    # a fit's closure (fit_closure) fails when it is also this many times the largest distance
+    # a fit's closure (fit_closure) fails above closure_ratio times its floor and this many
+    # times the largest distance
     # between the simulation at the fit and simulations at ``closure_draws`` points drawn from the
     # fit's own uncertainty: the targets lie farther from the fit than its uncertainty allows
     closure_spread_ratio: float = 2.0
@@ -253,50 +254,59 @@ def closure_diagnostic(closure: dict) -> Diagnostic:
                       numbers)
 
 
-def _mean_image_distance(a, b) -> float:
-    ma, mb = np.mean(a, axis=0), np.mean(b, axis=0)
-    return float(np.linalg.norm(ma - mb) / (np.linalg.norm(mb) + 1e-12))
-
-
-def fit_closure(simulator, space, mean, cov, targets, conditions=None, *, seed: int = 0,
-                max_images: int = 250) -> Diagnostic:
+def fit_closure(simulator, space, mean, cov, targets, describe, conditions=None, *,
+                seed: int = 0, max_images: int = 250, names=None) -> Diagnostic:
     """The ``closure`` check of a fit, a posterior-predictive test. ``n = min(N, max_images)``
     images simulated at the fitted ``mean`` (P,) are compared with the N ``targets`` (N, H, W, C)
-    (mean-image distance), beside two references: the floor (a second simulation at the mean)
-    and ``LIMITS.closure_draws`` simulations at points drawn from N(mean, ``cov`` (P, P)), the
-    fit's own uncertainty. If that uncertainty is honest the truth is like those points; the
-    check fails when the targets lie farther from the fit than ``closure_spread_ratio`` times the
-    farthest of them (and than ``closure_ratio`` times the floor). Physical units; points are
-    clipped into the box; the targets' first n conditions (N, K) are used when there are any."""
+    through ``describe(images, conditions) -> (n, F)``, F summaries of each image (``names``;
+    the fit uses S's learned summaries and the pixel statistics, :meth:`magan.Emulator.describe`):
+    per summary, the difference of its means. Beside it two references per summary: the floor (a
+    second simulation at the mean) and the largest difference at ``LIMITS.closure_draws`` points
+    drawn from N(mean, ``cov`` (P, P)), the fit's own uncertainty. If that uncertainty is honest
+    the truth is like those points; the check fails when for some summary the targets lie
+    farther from the fit than ``closure_spread_ratio`` times the farthest of them and than
+    ``closure_ratio`` times the floor. Physical units; points are clipped into the box; the
+    targets' first n conditions (N, K) are used when there are any."""
     rng = np.random.default_rng([seed, 13])
     n = min(len(targets), max_images)
     cond = None if conditions is None else np.asarray(conditions)[:n]
 
-    def simulate(at):
-        return simulator.simulate(rng, np.tile(at, (n, 1)), space, conditions=cond)
+    def means_at(at):
+        x = simulator.simulate(rng, np.tile(at, (n, 1)), space, conditions=cond)
+        return np.asarray(describe(x, cond), np.float64).mean(axis=0)
 
     at = np.clip(np.asarray(mean, np.float64), space.low, space.high)
-    a = simulate(at)
-    d_fit, floor = _mean_image_distance(a, targets), _mean_image_distance(simulate(at), a)
     draws = np.clip(rng.multivariate_normal(at, np.atleast_2d(cov), LIMITS.closure_draws,
                                             method="eigh"), space.low, space.high)
-    spread = max(_mean_image_distance(simulate(d), a) for d in draws)
-    numbers = {"mean_image_rel": d_fit, "floor": floor, "within_uncertainty": spread,
-               "n_simulated": n}
-    if d_fit <= max(LIMITS.closure_ratio * floor, LIMITS.closure_min,
-                    LIMITS.closure_spread_ratio * spread):
-        return Diagnostic("closure", "ok", f"The simulator at the fit reproduces the targets "
-                          f"within the fit's uncertainty (mean-image distance {d_fit:.4f}; floor "
-                          f"{floor:.4f}; up to {spread:.4f} at points drawn from the fit's "
-                          "uncertainty).", numbers)
+    f_targets = np.asarray(describe(targets, conditions), np.float64)
+    scale = np.maximum(f_targets.std(axis=0), 1e-300)  # reporting only: the test is per summary
+    m_fit, m_floor, *m_draws = (means_at(p) for p in [at, at, *draws])
+    d_fit = np.abs(m_fit - f_targets.mean(axis=0))
+    floor = np.abs(m_floor - m_fit)
+    spread = np.max(np.abs(np.stack(m_draws) - m_fit), axis=0)
+    allowed = np.maximum(LIMITS.closure_ratio * floor, LIMITS.closure_spread_ratio * spread)
+    names = list(names) if names is not None else [f"summary {j}" for j in range(len(d_fit))]
+    ratio = d_fit / np.maximum(allowed, 1e-300)
+    j = int(np.argmax(ratio))
+    numbers = {"n_simulated": n, "summaries": {
+        nm: {"difference_in_target_std": float(d_fit[k] / scale[k]),
+             "floor_in_target_std": float(floor[k] / scale[k]),
+             "within_uncertainty_in_target_std": float(spread[k] / scale[k])}
+        for k, nm in enumerate(names)}}
+    if ratio[j] <= 1.0:
+        return Diagnostic("closure", "ok", "The simulator at the fit reproduces the targets' "
+                          "image summaries within the fit's uncertainty.", numbers)
+    w = numbers["summaries"][names[j]]
     return Diagnostic("closure", "warn",
                       f"The simulator at the fitted parameters does not reproduce the targets: "
-                      f"mean-image distance {d_fit:.4f}, {d_fit / max(spread, 1e-12):.1f}x the "
-                      f"largest ({spread:.4f}) at points drawn from the fit's own uncertainty and "
-                      f"{d_fit / max(floor, 1e-12):.1f}x the floor {floor:.4f} (two simulations at "
-                      "the fit). The fit is off by more than its reported uncertainty (the "
-                      "emulator is inaccurate there), or the simulator cannot describe the data.",
-                      numbers)
+                      f"their mean {names[j]} differs by {w['difference_in_target_std']:.3g} "
+                      f"target standard deviations, {d_fit[j] / max(spread[j], 1e-300):.1f}x the "
+                      "largest difference at points drawn from the fit's own uncertainty "
+                      f"({w['within_uncertainty_in_target_std']:.3g}) and "
+                      f"{d_fit[j] / max(floor[j], 1e-300):.1f}x the floor "
+                      f"({w['floor_in_target_std']:.3g}, two simulations at the fit). The fit is "
+                      "off by more than its reported uncertainty (the emulator is inaccurate "
+                      "there), or the simulator cannot describe the data.", numbers)
 
 
 def diagnose(space, *, n_targets: int, targets_net=None, training_ranges=None,

@@ -391,6 +391,7 @@ def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):
     if run.simulator is not None:
         cov = (result.covariance if result.covariance is not None
                else np.diag(np.asarray(result.std, np.float64) ** 2))
-        checks.append(fit_closure(run.simulator, space, result.mean, cov, targets, run.cond,
-                                  seed=run.seed))
+        checks.append(fit_closure(run.simulator, space, result.mean, cov, targets,
+                                  run.emulator.describe, run.cond, seed=run.seed,
+                                  names=run.emulator.description_names))
     return checks

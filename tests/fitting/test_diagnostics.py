@@ -124,16 +124,28 @@ def test_closure_far_above_its_floor():
     assert "25.0x its floor" in closure_diagnostic(bad).message
 
 
+def _line_summaries(images, conditions=None):
+    """Per-image total, centroid (x, y) and second moments of line images (N, 28, 28, 1)."""
+    w = np.clip(images[..., 0], 0, None) + 1e-9
+    yy, xx = np.mgrid[:28, :28]
+    tot = w.sum(axis=(1, 2))
+    cy, cx = (w * yy).sum(axis=(1, 2)) / tot, (w * xx).sum(axis=(1, 2)) / tot
+    sx = np.sqrt((w * (xx - cx[:, None, None]) ** 2).sum(axis=(1, 2)) / tot)
+    return np.column_stack([tot, cx, cy, sx])
+
+
 def test_fit_closure_runs_the_simulator_at_the_fit(line_images):
     _, targets = line_images
     sim = line_simulator()
     cov = np.diag((0.01 * LINE_SPACE.width) ** 2)  # a fit that claims 1 % of each range
-    assert fit_closure(sim, LINE_SPACE, TRUTH, cov, targets, seed=1).status == "ok"
+    check = lambda at, c: fit_closure(sim, LINE_SPACE, at, c, targets,  # noqa: E731
+                                      _line_summaries, seed=1)
+    assert check(TRUTH, cov).status == "ok"
     # 5 % off in c: far outside the claimed 1 %, within a claimed 5 %
     off = TRUTH + [0, 0.6, 0, 0]
-    d = fit_closure(sim, LINE_SPACE, off, cov, targets, seed=1)
+    d = check(off, cov)
     assert d.status == "warn" and "does not reproduce the targets" in d.message
-    assert fit_closure(sim, LINE_SPACE, off, 25 * cov, targets, seed=1).status == "ok"
+    assert check(off, 25 * cov).status == "ok"
 
 
 def test_warnings_name_the_check():
