@@ -190,7 +190,26 @@ def _checked_inputs(simulator, space, config, transform):
     if not isinstance(transform, ImageTransform):
         raise TypeError(f"transform must be a magan ImageTransform, got "
                         f"{type(transform).__name__}.")
+    if simulator.traceable and cfg.on_nonfinite == "drop":
+        raise ValueError(f"PretrainConfig.on_nonfinite='drop' cannot drop images of the "
+                         f"JaxSimulator {simulator.name}: they are made inside the compiled step, "
+                         "where there is no redrawing. Wrap the same function as a "
+                         "magan.FunctionSimulator (host, NumPy) to drop its NaN/inf images, or "
+                         "make it return finite values everywhere in the box.")
     return cfg, transform
+
+
+def _nonfinite_simulation(run: _Run, n: int = 256) -> str | None:
+    """For a traceable simulator: simulate ``n`` points drawn over the box (and condition space)
+    and return the first that gives a NaN/inf image, formatted, or None when all are finite."""
+    sim, space = run.simulator, run.space
+    rng = np.random.default_rng([run.seed, 99])
+    params = space.sample(rng, n)
+    cond = None if sim.conditions is None else sim.conditions.sample(rng, n)
+    images = np.asarray(sim.simulate_jax(jax.random.key(run.seed), jnp.asarray(params, jnp.float32),
+                                         None if cond is None else jnp.asarray(cond, jnp.float32)))
+    bad = ~np.isfinite(images.reshape(n, -1)).all(axis=1)
+    return space.format(params[np.argmax(bad)], 6) if bad.any() else None
 
 
 def _feeder(run: _Run, start_batch: int) -> SimulationFeeder:
@@ -233,15 +252,15 @@ class _Checkpointing:
     """The loop's hooks: metric rows, the non-finite check, and a checkpoint at the first sync at
     or after every ``checkpoint_every`` steps and at the end (when the run has a workdir)."""
 
-    def __init__(self, cfg: PretrainConfig, ckpt: RunCheckpoints | None):
-        self.cfg, self.ckpt, self.feeder = cfg, ckpt, None
+    def __init__(self, cfg: PretrainConfig, ckpt: RunCheckpoints | None, run=None):
+        self.cfg, self.ckpt, self.feeder, self.run = cfg, ckpt, None, run
         self.last_good: int | None = None
 
     @classmethod
     def open(cls, workdir, run: _Run) -> _Checkpointing:
         if workdir is None or run.cfg.checkpoint_every <= 0:
-            return cls(run.cfg, None)
-        return cls(run.cfg, RunCheckpoints(workdir, "pretrain", run.settings()))
+            return cls(run.cfg, None, run)
+        return cls(run.cfg, RunCheckpoints(workdir, "pretrain", run.settings()), run)
 
     def resume(self, run: _Run) -> tuple[int, list, int]:
         """``(first step, history so far, next feeder batch)``; ``run.state`` is replaced by the
@@ -256,6 +275,15 @@ class _Checkpointing:
     def summarise(self, host, done, state) -> dict:
         mean = {k: float(np.mean(np.concatenate([m[k] for m in host]))) for k in host[0]}
         if not all(np.isfinite(v) for v in mean.values()):
+            bad_at = (_nonfinite_simulation(self.run) if self.run is not None
+                      and self.run.simulator.traceable else None)
+            if bad_at is not None:
+                raise SimulatorError(
+                    f"The JaxSimulator {self.run.simulator.name} returns NaN or inf images (for "
+                    f"instance at {bad_at}), which made the pre-training loss non-finite at step "
+                    f"{done}. Make it return finite values everywhere in the box (or narrow "
+                    "the box); a host FunctionSimulator may also drop such images "
+                    "(PretrainConfig.on_nonfinite='drop').")
             kept = (f" The last good checkpoint (step {self.last_good}) is kept in "
                     f"{self.ckpt.directory}; rerunning resumes from it." if self.last_good else "")
             raise FloatingPointError(

@@ -61,3 +61,25 @@ def test_target_images_with_a_wrong_dtype_or_shape_are_refused():
     with pytest.raises(ValueError, match=r"target_images: expected shape \(N, 28, 28, 1\), got "
                                          r"\(2, 28, 28, 3\)"):
         check_images(np.zeros((2, 28, 28, 3)), (28, 28, 1), "target_images")
+
+
+def _nan_for_steep_lines_jax(key, params):
+    import jax.numpy as jnp
+
+    from magan.studies.line.simulator import line_jax_simulator
+
+    out = line_jax_simulator().simulate_jax(key, params)
+    return jnp.where(params[:, :1, None, None] > 0.3, jnp.nan, out)
+
+
+def test_jax_simulator_nan_is_blamed_on_the_simulator():
+    """A JaxSimulator's NaN is reported as the simulator's (not as a learning-rate problem), and
+    on_nonfinite='drop', which cannot act inside the compiled step, is refused at once."""
+    from magan import JaxSimulator
+
+    sim = JaxSimulator(_nan_for_steep_lines_jax, IMAGE_SHAPE, name="flaky_jax")
+    with pytest.raises(SimulatorError, match=r"JaxSimulator flaky_jax returns NaN or inf images "
+                                             r"\(for instance at m=0\.[3-5]"):
+        train_emulator(sim, LINE_SPACE, TINY, progress=False)
+    with pytest.raises(ValueError, match="cannot drop images of the JaxSimulator flaky_jax"):
+        train_emulator(sim, LINE_SPACE, replace(TINY, on_nonfinite="drop"), progress=False)
