@@ -63,8 +63,8 @@ class DiagnosticLimits:
     # times the largest distance
     # between the simulation at the fit and simulations at ``closure_draws`` points drawn from the
     # fit's own uncertainty: the targets lie farther from the fit than its uncertainty allows
-    closure_spread_ratio: float = 2.0
-    closure_draws: int = 8
+    closure_spread_ratio: float = 1.5
+    closure_draws: int = 16
 
 
 LIMITS = DiagnosticLimits()
