@@ -20,7 +20,7 @@ from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 # bias_reference="fit": both passes of a program of T sets compile to one program (T * R
 # replicas on T sets), so these tests compile two (R and 2 R replicas) between them
-CFG = replace(magan.FIT_PRESETS["tiny"], bias_reference="fit")
+CFG = replace(magan.FIT_PRESETS["tiny"], bias_reference="fit", steps=20)
 TRUTHS = np.array([[-0.3, 10.0, 3.0, 6.0], [0.3, 17.0, 10.0, 12.0]])
 
 
