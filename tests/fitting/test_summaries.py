@@ -36,8 +36,6 @@ def test_fit_without_features_matches_learned_summaries(tiny_line_emulator, targ
     res = magan.fit(tiny_line_emulator, targets, cfg, seed=1)
     dist = [row["feature_distance"] for row in res.history]
     assert np.isfinite(dist).all() and min(dist) > 0
-    again = magan.fit(tiny_line_emulator, targets, cfg, seed=1)
-    np.testing.assert_array_equal(res.samples, again.samples)
     off = magan.fit(tiny_line_emulator, targets, magan.config.replace(cfg, feature_weight=0.0),
                     seed=1)
     assert "feature_distance" not in off.history[-1]
