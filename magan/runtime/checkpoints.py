@@ -116,38 +116,47 @@ class RunCheckpoints:
         _sync("magan_checkpoint_sums")
 
     def _latest_intact(self) -> int | None:
-        """The latest checkpoint whose files match their checksums (None when there is none at
-        all). Damaged later ones are moved to ``STAGE-damaged/`` with a warning; raises
-        ValueError when every checkpoint is damaged."""
+        """The latest checkpoint whose files match their checksums (None when there is none, or
+        when the only ones were left unfinished by a killed run: it then restarts from step 0).
+        Damaged or unfinished later ones are moved to ``STAGE-damaged/`` with a warning; raises
+        ValueError when every checkpoint is damaged (not merely unfinished)."""
         steps = sorted(self.manager.all_steps(), reverse=True)
-        damaged = []
-        for step in steps:
-            problem = damage(self.directory / str(step))
+        damaged, step = [], None
+        for s in steps:
+            problem = damage(self.directory / str(s))
             if problem is None:
+                step = s
                 break
-            damaged.append(f"step {step}: {problem}")
-        else:
-            if not steps:
-                return None
-            raise ValueError(f"No checkpoint in {self.directory} is intact ({'; '.join(damaged)})."
-                             f" Delete {self.directory} to restart the run from step 0.")
+            damaged.append((s, problem))
+        said = "; ".join(f"step {s}: {problem}" for s, problem in damaged)
+        if step is None and any(not p.startswith(f"it has no {SUMS}") for _, p in damaged):
+            raise ValueError(f"No checkpoint in {self.directory} is intact ({said}). Delete "
+                             f"{self.directory} to restart the run from step 0.")
         if damaged:
-            aside = self.directory.with_name(f"{self.directory.name}-damaged")
-            _sync("magan_checkpoint_verified")
-            if jax.process_index() == 0:
-                aside.mkdir(parents=True, exist_ok=True)
-                for later in steps[:len(damaged)]:
-                    target = aside / str(later)
-                    n = 1
-                    while target.exists():
-                        target, n = aside / f"{later}.{n}", n + 1
-                    (self.directory / str(later)).rename(target)
-            _sync("magan_checkpoint_set_aside")
-            self.manager.reload()
-            warnings.warn(f"Damaged checkpoint(s) in {self.directory} ({'; '.join(damaged)}) "
-                          f"moved to {aside}; resuming from the intact step {step}. Delete "
-                          f"{aside} once you no longer need it.", stacklevel=3)
+            aside = self._set_aside([s for s, _ in damaged])
+            warnings.warn(f"Damaged checkpoint(s) in {self.directory} ({said}) "
+                          f"moved to {aside}; "
+                          + (f"resuming from the intact step {step}." if step is not None
+                             else "restarting from step 0.")
+                          + f" Delete {aside} once you no longer need it.", stacklevel=3)
         return step
+
+    def _set_aside(self, steps) -> Path:
+        """Move the checkpoints of ``steps`` to ``STAGE-damaged/`` (process 0), keeping earlier
+        ones set aside under new names; returns that folder."""
+        aside = self.directory.with_name(f"{self.directory.name}-damaged")
+        _sync("magan_checkpoint_verified")
+        if jax.process_index() == 0:
+            aside.mkdir(parents=True, exist_ok=True)
+            for later in steps:
+                target = aside / str(later)
+                n = 1
+                while target.exists():
+                    target, n = aside / f"{later}.{n}", n + 1
+                (self.directory / str(later)).rename(target)
+        _sync("magan_checkpoint_set_aside")
+        self.manager.reload()
+        return aside
 
     def restore(self, like) -> tuple[int, object, dict] | None:
         """The latest checkpoint as ``(step, state, record)``, arrays placed like ``like``; None

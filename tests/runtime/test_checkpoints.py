@@ -105,3 +105,12 @@ def test_other_settings_and_damaged_checkpoints_are_refused(tmp_path):
         train_emulator(sim, LINE_SPACE, TINY, seed=0, workdir=tmp_path, progress=False)
     with np.load(weights) as z:
         assert all(np.array_equal(z[k], after[k]) for k in z.files)
+    # checkpoints a killed run left unfinished (no checksums yet) are set aside: restart from 0
+    for step in _steps(tmp_path):
+        (ckpts / str(step) / "magan_sha256.json").unlink()
+    with pytest.warns(UserWarning, match=r"step 20: it has no magan_sha256\.json.*restarting "
+                                         r"from step 0"):
+        train_emulator(sim, LINE_SPACE, TINY, seed=0, workdir=tmp_path, progress=False)
+    with np.load(weights) as z:  # the same run as the first, from step 0
+        for k in z.files:
+            np.testing.assert_array_equal(z[k], before[k], err_msg=k)
