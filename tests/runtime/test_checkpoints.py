@@ -39,7 +39,11 @@ def test_killed_run_resumes_to_the_same_final_state(tmp_path):
     proc = subprocess.Popen([sys.executable, str(JOB), str(work)], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     t0 = time.time()
-    while not any(s >= 20 for s in _steps(work)):
+    ckpts = work / "checkpoints" / "pretrain"
+    # kill once step 20 or later is complete (its checksums written: one killed before that is
+    # set aside as unfinished, tested below)
+    while not any(s >= 20 and (ckpts / str(s) / "magan_sha256.json").exists()
+                  for s in _steps(work)):
         assert proc.poll() is None, "the run ended before it could be killed"
         assert time.time() - t0 < 300
         time.sleep(0.05)
