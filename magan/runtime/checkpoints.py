@@ -20,7 +20,6 @@ intact one; when none is intact the error names them and the fix.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -29,22 +28,16 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from magan.runtime.io import file_sha256
+
 __all__ = ["RunCheckpoints"]
 
 SUMS = "magan_sha256.json"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def file_sums(step_dir: Path) -> dict[str, str]:
     """SHA-256 of every file under ``step_dir`` (but the checksum file), by relative path."""
-    return {str(f.relative_to(step_dir)): _sha256(f) for f in sorted(step_dir.rglob("*"))
+    return {str(f.relative_to(step_dir)): file_sha256(f) for f in sorted(step_dir.rglob("*"))
             if f.is_file() and f.name != SUMS}
 
 
@@ -62,7 +55,7 @@ def damage(step_dir: Path) -> str | None:
         f = step_dir / name
         if not f.is_file():
             return f"its file {name} is missing"
-        if _sha256(f) != digest:
+        if file_sha256(f) != digest:
             return f"its file {name} does not match the checksum written with it"
     return None
 

@@ -243,3 +243,14 @@ def write_metrics(workdir, stage: str, history: list[dict]) -> Path:
     keys = list(history[0].keys())
     lines = [",".join(keys)] + [",".join(f"{row[k]:.6g}" for k in keys) for row in history]
     return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def file_sha256(path) -> str:
+    """The SHA-256 hex digest of the file at ``path``, read in 1 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,14 +20,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import threading
 import time
 from pathlib import Path
 
-from magan.runtime.io import _writer, atomic_write_json, to_jsonable
+from magan.runtime.io import _writer, atomic_write_json, file_sha256, to_jsonable
 
 __all__ = ["LOCK", "MANIFEST", "folder_lock", "output_file", "output_folder", "run_folder",
            "write_manifest"]
@@ -168,14 +167,6 @@ def run_folder(path, kind: str, *, config: dict | None = None, flag: str = "--ou
         write_manifest(path, kind)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _run_files(path: Path) -> list[Path]:
     """The files of the run in ``path``: not hidden ones (locks, temporaries), not checkpoints,
     not those of another run folder nested in it."""
@@ -194,6 +185,6 @@ def write_manifest(path, kind: str) -> Path:
     path = Path(path)
     if not _writer():
         return path
-    files = {f.relative_to(path).as_posix(): _sha256(f) for f in _run_files(path)}
+    files = {f.relative_to(path).as_posix(): file_sha256(f) for f in _run_files(path)}
     return atomic_write_json(path / MANIFEST, {
         "kind": kind, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sha256": files})
