@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import magan
+
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
@@ -24,3 +26,5 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     assert scope["fast"].shape == (1000, 32, 32, 1)
     assert np.isfinite(scope["result"].mean).all()
     assert (tmp_path / "runs" / "blob" / "emulator" / "weights.npz").exists()
+    saved = magan.load_fit(tmp_path / "runs" / "blob" / "fit.npz")  # the example's result.save
+    np.testing.assert_array_equal(saved.samples, scope["result"].samples)
