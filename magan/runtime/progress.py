@@ -164,3 +164,6 @@ class Clock:
             with phase(show, progress):
                 yield
         self.timings[name] = time.perf_counter() - t
+
+    def stop(self) -> None:
+        self.timings["total_s"] = time.perf_counter() - self.start
