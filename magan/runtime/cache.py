@@ -40,9 +40,13 @@ _ON = ("", "1", "true", "on", "yes")
 # programs that compile faster than this are not written (JAX's default is 1 s, which leaves out
 # most of a small run's programs; reading a cached one back takes milliseconds)
 MIN_COMPILE_S = 0.0
+# and none is too small to write (JAX's default, 0, lets it pick a minimum for the file system)
+MIN_ENTRY_BYTES = -1
+_THRESHOLDS = {"jax_persistent_cache_min_compile_time_secs": (1.0, MIN_COMPILE_S),
+               "jax_persistent_cache_min_entry_size_bytes": (0, MIN_ENTRY_BYTES)}  # JAX's, magan's
 
 _setting: bool | Path | None = None  # set_compilation_cache's choice; None: the environment's
-_applied: dict = {}  # what magan gave JAX: {"dir": str, "min_compile_s": the value it replaced}
+_applied: dict = {}  # what magan gave JAX: {"dir": str, "replaced": {option: JAX's value}}
 
 
 def default_cache_dir() -> Path:
@@ -106,25 +110,31 @@ def use_compilation_cache() -> Path | None:
 
 
 def _give(jax, folder: str) -> None:
-    """Point JAX's cache at ``folder`` (re-initialised if magan had given it another) and lower
-    its compile-time threshold to :data:`MIN_COMPILE_S` unless the user changed it."""
+    """Point JAX's cache at ``folder`` (re-initialised if magan had given it another) and set
+    its thresholds to magan's (:data:`MIN_COMPILE_S`, :data:`MIN_ENTRY_BYTES`) where they are
+    JAX's defaults (a user's own values stay)."""
     from jax.experimental.compilation_cache import compilation_cache
 
     switching = bool(_applied)
-    previous = _applied.get("min_compile_s", jax.config.jax_persistent_cache_min_compile_time_secs)
     jax.config.update("jax_compilation_cache_dir", folder)
-    if previous == 1.0:  # JAX's default
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_S)
-    if switching:
+    if not switching:
+        replaced = {}
+        for option, (default, ours) in _THRESHOLDS.items():
+            if getattr(jax.config, option) == default:
+                jax.config.update(option, ours)
+                replaced[option] = default
+        _applied["replaced"] = replaced
+    else:
         compilation_cache.reset_cache()
-    _applied.update(dir=folder, min_compile_s=previous)
+    _applied["dir"] = folder
 
 
 def _release(jax) -> None:
-    """Undo :func:`_give`: no cache folder, JAX's threshold as it was."""
+    """Undo :func:`_give`: no cache folder, JAX's thresholds as they were."""
     from jax.experimental.compilation_cache import compilation_cache
 
     jax.config.update("jax_compilation_cache_dir", None)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", _applied["min_compile_s"])
+    for option, value in _applied["replaced"].items():
+        jax.config.update(option, value)
     compilation_cache.reset_cache()
     _applied.clear()

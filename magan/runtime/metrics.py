@@ -29,8 +29,6 @@ from magan.runtime.io import metrics_csv_line, metrics_path
 __all__ = ["Watch", "check_callbacks", "tensorboard_writer"]
 
 Callback = Callable[[str, dict], None]
-_EXTRA = ("pip install 'magan[tensorboard]' (or pip install tensorboardX), or leave "
-          "tensorboard unset")
 
 
 def check_callbacks(callbacks) -> tuple[Callback, ...]:
@@ -51,14 +49,19 @@ def check_callbacks(callbacks) -> tuple[Callback, ...]:
     return out
 
 
+def _missing_tensorboardx(logdir) -> ImportError:
+    return ImportError(f"tensorboard={str(logdir)!r} needs the tensorboardX package, which is not "
+                       "installed: pip install 'magan[tensorboard]' (or pip install tensorboardX), "
+                       "or leave tensorboard unset.")
+
+
 def tensorboard_writer(logdir):
     """A ``tensorboardX.SummaryWriter`` into ``logdir``; an ImportError saying how to install
     the extra when tensorboardX is missing."""
     try:
         from tensorboardX import SummaryWriter
     except ImportError:
-        raise ImportError(f"tensorboard={str(logdir)!r} needs the tensorboardX package, which is "
-                          f"not installed: {_EXTRA}.") from None
+        raise _missing_tensorboardx(logdir) from None
     return SummaryWriter(logdir=str(logdir))
 
 
@@ -84,8 +87,7 @@ class Watch:
         """The checked settings; with ``tensorboard`` and no tensorboardX, an ImportError now,
         before the run starts."""
         if tensorboard is not None and importlib.util.find_spec("tensorboardX") is None:
-            raise ImportError(f"tensorboard={str(tensorboard)!r} needs the tensorboardX package, "
-                              f"which is not installed: {_EXTRA}.")
+            raise _missing_tensorboardx(tensorboard)
         return cls(None if workdir is None else Path(workdir), check_callbacks(callbacks),
                    None if tensorboard is None else Path(tensorboard))
 
