@@ -162,7 +162,7 @@ def _add_fit_parser(sub) -> None:
     fitp.add_argument("--out", required=True,
                       help="folder for fit.json (summary), fit.npz (the whole result: "
                            "magan.load_fit), samples.csv (the draws, one column per parameter), "
-                           "metrics and plots")
+                           "metrics and plots (corner.png: the draws' joint distribution)")
     fitp.add_argument("--preset", default="default", metavar="PRESET",
                       help=_preset_help("the fit's settings, magan.FIT_PRESETS", FIT_PRESETS))
     _add_tensorboard(fitp)
@@ -288,10 +288,10 @@ def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
 
 def _cmd_fit(args) -> int:
     """``magan fit``: fit the emulator's parameters to the target images, write fit.json, fit.npz,
-    samples.csv, the metrics, losses.png and fit.png, print the fitted mean and std (physical
-    units)."""
+    samples.csv, the metrics, losses.png, fit.png and corner.png (the joint distribution of the
+    draws), print the fitted mean and std (physical units)."""
     from magan import FIT_PRESETS, fit, load_emulator
-    from magan.runtime.plots import plot_fit, plot_losses
+    from magan.runtime.plots import plot_corner, plot_fit, plot_losses
 
     if args.preset not in FIT_PRESETS:
         raise ValueError(f"Unknown fit preset {args.preset!r}; choose one of "
@@ -305,6 +305,7 @@ def _cmd_fit(args) -> int:
     plot_losses({"fit": result.history}, Path(args.out) / "losses.png")
     plot_fit(result.names, result.samples, Path(args.out) / "fit.png", start=result.start,
              bounds=(emu.space.low, emu.space.high))
+    plot_corner(result.names, result.samples, Path(args.out) / "corner.png", units=result.units)
     summary = result.to_dict()
     print(json.dumps({"mean": summary["mean"], "std": summary["std"]}, indent=2))
     _print_diagnostics(summary["diagnostics"])

@@ -135,6 +135,53 @@ class FitResult:
             lines.append(f"  warnings: none ({len(self.diagnostics)} checks passed)")
         return "\n".join(lines)
 
+    def to_inference_data(self):
+        """The draws as an ArviZ posterior (``pip install "magan[arviz]"``).
+
+        One chain per fit replica (R = ``len(replica_means)``; each replica's (G, D) pair trained
+        on its own bootstrap resample of the targets), ``K / R`` draws per chain (G's outputs,
+        independent, not a Markov chain: between-chain spread is the bootstrap's, so R-hat measures
+        how well the replicas agree, not convergence), one variable of shape (chain, draw) per
+        parameter, named as in ``names``, physical units (its ``units`` attribute), bias-corrected
+        like ``samples``.
+
+        Returns:
+          With ArviZ 0.x an ``arviz.InferenceData``; with ArviZ 1.x (``arviz_base.from_dict``) an
+          ``xarray.DataTree``. Both hold the group ``posterior``: ``result.to_inference_data()
+          .posterior["m"]``, ``arviz.summary(...)`` and ArviZ's plots take either.
+        Raises:
+          ImportError naming ``pip install "magan[arviz]"`` when ArviZ is not installed;
+          ValueError when the draws cannot be split into the replicas.
+        """
+        try:
+            import arviz
+        except ImportError:
+            raise ImportError('FitResult.to_inference_data needs ArviZ: pip install "magan[arviz]" '
+                              '(or pip install arviz).') from None
+        chains = self.draws_by_replica()
+        posterior = {n: chains[:, :, j] for j, n in enumerate(self.names)}
+        if int(str(arviz.__version__).split(".")[0]) >= 1:  # arviz_base.from_dict: groups first
+            data = arviz.from_dict({"posterior": posterior})
+        else:
+            data = arviz.from_dict(posterior=posterior)
+        data["posterior"].attrs.update(inference_library="magan", chains="fit replicas",
+                                       bias_corrected=int(self.bias is not None))
+        units = self.units if len(self.units) == len(self.names) else ("",) * len(self.names)
+        for n, u in zip(self.names, units):
+            data["posterior"][n].attrs["units"] = u
+        return data
+
+    def draws_by_replica(self) -> np.ndarray:
+        """``samples`` as (R, K / R, P): the draws of each fit replica (the fit pools them replica
+        by replica, R = ``len(replica_means)``)."""
+        samples = np.asarray(self.samples)
+        r = len(self.replica_means)
+        if samples.ndim != 2 or r < 1 or samples.shape[0] % r:
+            raise ValueError(f"samples of shape {samples.shape} cannot be split into the "
+                             f"{r} replicas of replica_means; a FitResult from magan.fit pools "
+                             "K / R draws of each replica. Pass samples (R * S, P).")
+        return samples.reshape(r, samples.shape[0] // r, samples.shape[1])
+
     # ------------------------------------------------------------------------------ files
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the fit to one ``.npz`` file at ``path`` (``.npz`` is the suggested suffix),

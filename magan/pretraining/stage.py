@@ -94,7 +94,11 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
         must be a multiple of their number.
     Returns:
       The trained :class:`~magan.Emulator`; ``emulator.info["pretrain"]`` holds the metric history
-      and timings.
+      and timings (seconds): ``total_s``, ``first_step_s`` (compilation included),
+      ``steps_per_s`` (after the first step) and, for a host simulator, ``simulate_s`` (time
+      spent simulating, summed over the simulator threads), ``device_waited_for_simulator_s``
+      (time the training loop waited for simulated batches) and ``device_wait_fraction`` (that
+      wait over ``total_s``: 0 when the simulator kept ahead, near 1 when it set the pace).
     """
 
     use_compilation_cache()
@@ -368,9 +372,10 @@ def _finish(run: _Run, out, start: int, feeder, workdir) -> Emulator:
                       "parameter space where the simulator fails are under-represented.",
                       stacklevel=3)
         timing["dropped_simulations"] = feeder.dropped[0]
-    if feeder is not None:
+    if feeder is not None:  # the wait's share of the run, in [0, 1]; wait / simulate_s is none
+        # (simulate_s sums the threads, and the wait includes the hand-offs between threads)
         timing.update(simulate_s=feeder.sim_s, device_waited_for_simulator_s=feeder.wait_s,
-                      simulator_overlap=1.0 - feeder.wait_s / max(feeder.sim_s, 1e-9))
+                      device_wait_fraction=feeder.wait_s / max(total, 1e-9))
     info = {"simulator": run.simulator.name, "seed": run.seed, "config": dataclasses.asdict(cfg),
             "pretrain": {"timing": timing, "history": out.history}}
     emulator = Emulator(run.space, run.simulator.image_shape, run.net, state["ema"], state["s"],

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from magan.emulator import Emulator, load_emulator
-from magan.runtime.plots import plot_fit, plot_image_grid, plot_losses
+from magan.runtime.plots import plot_corner, plot_fit, plot_image_grid, plot_losses
 from magan.runtime.progress import Clock
 from magan.runtime.rundir import run_folder
 
@@ -114,12 +114,14 @@ def summary_tail(clock: Clock, emu: Emulator, result) -> dict:
             "fit_timing": result.timing}
 
 
-def plot_training(emu: Emulator, result, out: Path) -> None:
-    """``out/losses.png``: pre-training's and the fit's (and its reference set's) metrics."""
+def plot_training(emu: Emulator, result, out: Path, truth=None) -> None:
+    """``out/losses.png``: pre-training's and the fit's (and its reference set's) metrics, and
+    the fitted parameters over the fit's steps against the truth (P,) when given."""
     hist = {"pre-training": emu.info.get("pretrain", {}).get("history", []), "fit": result.history}
     if result.reference_history:
         hist["fit (reference set)"] = result.reference_history
-    plot_losses(hist, out / "losses.png")
+    truth = None if truth is None else dict(zip(result.names, np.asarray(truth).tolist()))
+    plot_losses(hist, out / "losses.png", truth=truth)
 
 
 def plot_samples(simulator, emu: Emulator, space, seed: int, out: Path, *, conditions=None,
@@ -145,9 +147,12 @@ def plot_samples(simulator, emu: Emulator, space, seed: int, out: Path, *, condi
 
 
 def plot_fit_result(space, result, truth, out: Path) -> None:
-    """``out/fit.png``: the fitted samples per parameter, with the truth and the start."""
+    """``out/fit.png``: the fitted samples per parameter, with the truth and the start;
+    ``out/corner.png``: their joint distribution (corner plot), with the truth."""
     plot_fit(space.names, result.samples, out / "fit.png", truth=truth, start=result.start,
              bounds=(space.low, space.high))
+    plot_corner(space.names, result.samples, out / "corner.png",
+                units=[q.unit for q in space.parameters], truth=truth)
 
 
 def training_source(spec: str, space, image_shape):

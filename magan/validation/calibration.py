@@ -17,7 +17,8 @@ count), while a program of T truths unrolls T times the replicas, compiles in ti
 them and runs them one after another (``scripts/calibration_speed.py``: 6 tiny truths took 84 s
 sequentially, 108 s two per program, 155 s three per program). Each finished chunk is written to
 ``workdir/calibration.json`` at once, so an interrupted calibration resumes where it stopped when
-it is run again with the same settings. :func:`fit_calibration` is magan 0.1's name for it.
+it is run again with the same settings, and one run again with more truths fits only the new
+ones. :func:`fit_calibration` is magan 0.1's name for it.
 
 Public path: :mod:`magan.calibration` (this module's names).
 """
@@ -105,9 +106,13 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
       workdir: where ``calibration.json`` (and its figure, by the caller) go; enables resuming.
       progress: show progress bars (``None``: unless MAGAN_QUIET is set).
     Returns:
-      ``{"settings", "names", "truths", "means", "stds", "seconds", "warnings", "summary"}``:
-      truths, means and stds (T, P) as lists in physical units; ``seconds`` (T,) each truth's
-      share of its chunk's wall time; ``warnings`` (T,) the names of each fit's warnings.
+      ``{"settings", "names", "truths", "means", "stds", "raw_means", "stat_stds", "seconds",
+      "warnings", "summary", "summary_statistical"}``: truths, means and stds (T, P) as lists in
+      physical units; ``raw_means`` and ``stat_stds`` (T, P) each fit's mean before bias
+      correction and its statistical std (the bootstrap spread alone), and
+      ``summary_statistical`` their calibration: what the fit would claim without the simulator;
+      ``seconds`` (T,) each truth's share of its chunk's wall time; ``warnings`` (T,) the names
+      of each fit's warnings.
     """
     space = emulator.space
     cfg, truths, settings = _setup(space, n_truths, n_targets, fit_config, seed, inner, truths,
@@ -124,13 +129,17 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
             done["stds"].append(res.std.tolist())
             done["seconds"].append((time.perf_counter() - t0) / len(results))
             done["warnings"].append(list(res.warnings))
+            done["raw_means"].append(res.raw_mean.tolist())
+            done["stat_stds"].append(np.asarray(res.stat_std, np.float64).tolist())
         if path is not None:
             atomic_write_json(path, {"settings": settings, "truths": truths.tolist(), **done})
     _warn_once(done["warnings"])
     summary = summarise_calibration(space.names, truths, np.array(done["means"]),
                                     np.array(done["stds"]), space.width)
+    statistical = summarise_calibration(space.names, truths, np.array(done["raw_means"]),
+                                        np.array(done["stat_stds"]), space.width)
     result = {"settings": settings, "names": list(space.names), "truths": truths.tolist(), **done,
-              "summary": summary}
+              "summary": summary, "summary_statistical": statistical}
     if path is not None:
         atomic_write_json(path, result)
     return result
@@ -180,17 +189,26 @@ def _setup(space, n_truths, n_targets, fit_config, seed, inner, truths, truths_p
 
 
 def _resumed(path, settings: dict, truths) -> dict:
-    """What an earlier run with the same settings and truths finished (whole chunks), read
-    from ``path``; empty lists without."""
-    done: dict = {"means": [], "stds": [], "seconds": [], "warnings": []}
+    """What an earlier run with the same settings finished (whole chunks), read from ``path``;
+    empty lists without. An earlier run with fewer (or more) truths counts when the truths it
+    fitted are the first of ``truths`` (as drawn truths are: the first k of n are those of k), so
+    a calibration can be extended with more truths."""
+    done: dict = {"means": [], "stds": [], "seconds": [], "warnings": [], "raw_means": [],
+                  "stat_stds": []}
     if path is None or not path.exists():
         return done
     old = json.loads(path.read_text())
-    if (old.get("settings") != json.loads(json.dumps(settings))
-            or old.get("truths") != truths.tolist() or "warnings" not in old):
+
+    def but_n(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k != "n_truths"}
+
+    if (but_n(old.get("settings", {})) != but_n(json.loads(json.dumps(settings)))
+            or any(k not in old for k in done)):
         return done
     n, chunk = len(truths), settings["truths_per_program"]
     keep = min(len(old["means"]), n)
+    if old.get("truths", [])[:keep] != truths.tolist()[:keep]:
+        return done
     keep = keep if keep == n else keep - keep % chunk
     return {k: old[k][:keep] for k in done}
 

@@ -16,13 +16,15 @@ samples and ``k`` nearest neighbours:
 from __future__ import annotations
 
 import numpy as np
+import scipy.spatial.distance
 
 __all__ = ["prdc"]
 
 
 def _sqdist(x, y):
-    """(N, M) squared Euclidean distances of the rows of x (N, F) and y (M, F)."""
-    return np.maximum((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T, 0.0)
+    """(N, M) squared Euclidean distances of the rows of x (N, F) and y (M, F)
+    (:func:`scipy.spatial.distance.cdist`: exact, a row's distance to itself is 0)."""
+    return scipy.spatial.distance.cdist(x, y, "sqeuclidean")
 
 
 def prdc(real, fake, *, k: int = 5) -> dict:

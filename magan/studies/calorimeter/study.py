@@ -11,12 +11,13 @@ detector parameters to it, checks closure and writes a run folder::
     OUT/physics.json           emulator vs simulator at the validation energies
     OUT/emulator/              the emulator (reusable with --emulator)
     OUT/pretrain_metrics.csv, OUT/fit_metrics.csv
-    OUT/losses.png             training curves
+    OUT/losses.png             training curves, and the fitted parameters over the fit's steps
     OUT/samples.png            simulated vs emulated showers (side view: depth x height)
     OUT/response.png           response and resolution vs beam energy
     OUT/features.png           response, depth and width histograms at each validation energy
     OUT/profiles.png           longitudinal and radial profiles, cell-energy spectrum, sparsity
     OUT/fit.png                fitted parameters against the truth
+    OUT/corner.png             their joint distribution (corner plot) with the truth
     OUT/manifest.json          written last: every file of the finished run and its sha256
 """
 
@@ -196,8 +197,8 @@ def _closure(simulator, result, targets, cond, seed: int) -> dict:
 
 def _figures(emu, simulator, result, physics, truth, seed: int, out) -> None:
     """losses.png, response.png, features.png, profiles.png, samples.png (side views) and
-    fit.png in ``out``."""
-    plot_training(emu, result, out)
+    fit.png and corner.png in ``out``."""
+    plot_training(emu, result, out, truth)
     plot_physics(physics, out)
     plot_samples(simulator, emu, CALO_SPACE, seed, out, conditions=CALO_CONDITIONS,
                  view=side_view,

@@ -10,7 +10,9 @@ writes a run folder::
     OUT/pretrain_metrics.csv    metrics over pre-training steps
     OUT/fit_metrics.csv         metrics over fit steps
     OUT/quality.json            emulator vs simulator over the whole space
-    OUT/losses.png, OUT/samples.png, OUT/fit.png
+    OUT/losses.png              metrics over steps, and the fitted parameters over the fit's steps
+    OUT/samples.png, OUT/fit.png, OUT/corner.png   simulated vs emulated images, fitted
+                                parameters against the truth, their joint distribution
     OUT/manifest.json           written last: every file of the finished run and its sha256
 
 The folder is locked (``OUT/.magan.lock``) while the study runs; a rerun resumes it with the same
@@ -157,8 +159,8 @@ def _targets(simulator, truth, n: int, seed: int) -> np.ndarray:
 
 
 def _figures(emu, simulator, result, truth, seed: int, out) -> None:
-    """losses.png, samples.png and fit.png in ``out``."""
-    plot_training(emu, result, out)
+    """losses.png, samples.png, fit.png and corner.png in ``out``."""
+    plot_training(emu, result, out, truth)
     plot_samples(simulator, emu, LINE_SPACE, seed, out)
     plot_fit_result(LINE_SPACE, result, truth, out)
 

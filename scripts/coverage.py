@@ -1,0 +1,134 @@
+"""Coverage of the fit's reported uncertainty, over many truths, on the line study and the three
+benchmark simulators, with the library's default fit (plus ``--fit-set`` overrides).
+
+For each simulator it loads an already pre-trained emulator (the line study's default emulator
+and those ``scripts/generalisation.py`` trains), then runs :func:`magan.calibrate`: ``--n-truths``
+truth points drawn uniformly from the central 80 % of the box, ``--n-targets`` simulated target
+images each, one fit per truth with the simulator given, exactly as ``magan.fit(..., seed=i)``.
+It prints one table row per simulator: the standard deviation of the pulls (fit - truth) /
+reported std per parameter (1 for an honest uncertainty), the 1- and 2-sigma coverage over all
+parameters with its binomial standard error, the largest error in % of the range, the same
+coverage for the statistical std alone (what the fit reports without the simulator), the seconds
+per fit and how many fits warned. Each calibration is resumable (``OUT/<name>/<label>/``).
+
+    python scripts/generalisation.py --modes sim --truths 0    # trains the benchmark emulators
+    MAGAN_QUIET=1 python scripts/coverage.py --n-truths 20 --label default
+    MAGAN_QUIET=1 python scripts/coverage.py --simulators line --fit-set bias_reference=start \\
+        --label start
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+import magan
+from magan.benchmarks import BENCHMARKS
+from magan.config import replace_from_text
+from magan.runtime.io import atomic_write_json
+
+SIMULATORS = ("line", *BENCHMARKS)
+
+
+def _parse_args():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--simulators", default=",".join(SIMULATORS),
+                    help=f"comma-separated, from {','.join(SIMULATORS)}")
+    ap.add_argument("--n-truths", type=int, default=20, help="truth points per simulator")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="reach --n-truths in this many rounds over the simulators (each round "
+                         "adds truths to every simulator, so an interrupted run has some for all)")
+    ap.add_argument("--n-targets", type=int, default=500, help="target images per truth")
+    ap.add_argument("--fit-set", default="", help='FitConfig overrides, "name=value,.."')
+    ap.add_argument("--label", default="default", help="results in OUT/<name>/<label>/")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--line-emulator", default="runs/line_emu/emulator",
+                    help="the line study's emulator (default pre-training)")
+    ap.add_argument("--bench-root", default="runs/generalisation",
+                    help="where scripts/generalisation.py keeps <name>/emulator")
+    ap.add_argument("--out", default="runs/coverage")
+    args = ap.parse_args()
+    args.simulators = [s.strip() for s in args.simulators.split(",") if s.strip()]
+    bad = [s for s in args.simulators if s not in SIMULATORS]
+    if bad or not args.simulators:
+        raise SystemExit(f"--simulators: {bad or 'nothing'} not among {list(SIMULATORS)}.")
+    if args.n_truths < 2:
+        raise SystemExit(f"--n-truths must be at least 2, got {args.n_truths}.")
+    return args
+
+
+def _emulator_and_simulator(name: str, args):
+    """The stored emulator of simulator ``name`` and the simulator itself."""
+    if name == "line":
+        from magan.studies.line.simulator import line_simulator
+
+        path, sim = Path(args.line_emulator), line_simulator()
+    else:
+        path, sim = Path(args.bench_root) / name / "emulator", BENCHMARKS[name].simulator()
+    if not (path / "emulator.json").exists():
+        raise SystemExit(f"No emulator in {path}: train it first (`magan study line --out ...` "
+                         "or scripts/generalisation.py), or point --line-emulator/--bench-root "
+                         "at it.")
+    return magan.load_emulator(path), sim
+
+
+def _row(name: str, cal: dict, width) -> dict:
+    """One table row from a calibration result; ``width`` (P,) the parameters' ranges."""
+    s, st = cal["summary"], cal["summary_statistical"]
+    n = s["n_truths"] * len(cal["names"])
+    err = np.abs(np.array(cal["means"]) - np.array(cal["truths"]))
+    return {
+        "simulator": name, "n_truths": s["n_truths"],
+        "pull_std": {k: v["pull_std"] for k, v in s["per_parameter"].items()},
+        "coverage_1sigma": s["coverage_1sigma"], "coverage_2sigma": s["coverage_2sigma"],
+        "coverage_2sigma_stderr": math.sqrt(max(s["coverage_2sigma"]
+                                                * (1 - s["coverage_2sigma"]), 1e-12) / n),
+        "max_abs_error_pct": float(np.max(err / np.asarray(width) * 100.0)),
+        "statistical_coverage_2sigma": st["coverage_2sigma"],
+        "statistical_pull_std": {k: v["pull_std"] for k, v in st["per_parameter"].items()},
+        "seconds_per_fit": float(np.mean(cal["seconds"])),
+        "fits_warned": sum(1 for w in cal["warnings"] if w),
+    }
+
+
+def _print(rows: list[dict], label: str) -> None:
+    print(f"\n## {label}\n")
+    print("| simulator | truths | pull std per parameter | 1-sigma cov. | 2-sigma cov. (+- se) "
+          "| max abs error % of range | stat.-only 2-sigma cov. (pull std) | s per fit | "
+          "fits warned |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        pulls = ", ".join(f"{k} {v:.2f}" for k, v in r["pull_std"].items())
+        stat = ", ".join(f"{v:.1f}" for v in r["statistical_pull_std"].values())
+        print(f"| {r['simulator']} | {r['n_truths']} | {pulls} | {r['coverage_1sigma']:.2f} | "
+              f"{r['coverage_2sigma']:.2f} +- {r['coverage_2sigma_stderr']:.2f} | "
+              f"{r['max_abs_error_pct']:.2f} | {r['statistical_coverage_2sigma']:.2f} ({stat}) | "
+              f"{r['seconds_per_fit']:.0f} | {r['fits_warned']} |", flush=True)
+
+
+def main() -> None:
+    args = _parse_args()
+    cfg = replace_from_text(magan.FitConfig(), args.fit_set)
+    loaded = {name: _emulator_and_simulator(name, args) for name in args.simulators}
+    steps = np.linspace(args.n_truths / args.rounds, args.n_truths, args.rounds)
+    for n_truths in sorted({max(2, int(round(k))) for k in steps}):
+        rows = []
+        for name, (emu, sim) in loaded.items():
+            work = Path(args.out) / name / args.label
+            t0 = time.perf_counter()
+            cal = magan.calibrate(emu, sim, n_truths=n_truths, n_targets=args.n_targets,
+                                  fit_config=cfg, seed=args.seed, workdir=work)
+            rows.append(_row(name, cal, emu.space.width))
+            print(f"{name}: {n_truths} truths ({time.perf_counter() - t0:.0f} s) -> {work}",
+                  flush=True)
+        _print(rows, f"{args.label}, {n_truths} truths (fit-set: {args.fit_set or 'none'})")
+    atomic_write_json(Path(args.out) / f"{args.label}.json",
+                      {"fit_set": args.fit_set, "n_targets": args.n_targets, "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
