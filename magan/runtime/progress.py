@@ -72,7 +72,7 @@ class StageBar(tqdm):
             yield
         self._origin = (time.perf_counter(), steps_after, compile_seconds())
         self.set_description_str(desc, refresh=False)
-        self.set_postfix_str(f"compiled in {time.perf_counter() - t0:.1f} s", refresh=False)
+        self.set_postfix_str(f"compiled in {time.perf_counter() - t0:.1f} s", refresh=True)
 
     def stepping_rate(self) -> float:
         """Steps per second since the first call, compile time excluded; 0 when unknown."""
