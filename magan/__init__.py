@@ -33,6 +33,7 @@ _WHERE = {
     "fit": "magan.fitting", "FitResult": "magan.fitting", "load_fit": "magan.fitting",
     "validate": "magan.validation", "ValidationConfig": "magan.validation",
     "calibrate": "magan.calibration",
+    "set_compilation_cache": "magan.runtime.cache",
 }
 __all__ = [*_WHERE, "__version__"]
 __getattr__, __dir__ = exports(__name__, _WHERE)

@@ -72,6 +72,13 @@ def _add_debug(p: argparse.ArgumentParser) -> None:
                    help="on an error, show the full Python traceback instead of one line")
 
 
+def _add_tensorboard(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tensorboard", default=None, metavar="DIR",
+                   help="also write the training metrics as TensorBoard event files into DIR "
+                        "(view with: tensorboard --logdir DIR); needs pip install "
+                        "'magan[tensorboard]'")
+
+
 def _add_common(p: argparse.ArgumentParser):
     """``--seed`` and ``--quiet``, shared by the commands that train or fit."""
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); the same seed "
@@ -130,6 +137,7 @@ def _add_study_parser(study_sub, entry) -> None:
                        help="pre-train from bank:FILE.h5|FILE.npz (a BankSimulator file: params, "
                             "images) or command:'PROGRAM {params} {out} {seed}' (an external "
                             "program) instead of the in-process simulator")
+    _add_tensorboard(p)
     _add_common(p)
 
 
@@ -157,6 +165,7 @@ def _add_fit_parser(sub) -> None:
                            "metrics and plots (corner.png: the draws' joint distribution)")
     fitp.add_argument("--preset", default="default", metavar="PRESET",
                       help=_preset_help("the fit's settings, magan.FIT_PRESETS", FIT_PRESETS))
+    _add_tensorboard(fitp)
     _add_common(fitp)
 
 
@@ -219,6 +228,8 @@ def _cmd_study(args) -> int:
     extra = {}
     if getattr(args, "train_from", None):
         extra["training_simulator"] = study.training_source(args.train_from)
+    if args.tensorboard:
+        extra["tensorboard"] = args.tensorboard
     summary = study.run(args.preset, truth=truth, emulator=args.emulator, out=args.out,
                         seed=args.seed, progress=False if args.quiet else None, **extra)
     _print_study_summary(summary, args.out)
@@ -288,7 +299,8 @@ def _cmd_fit(args) -> int:
     emu = load_emulator(args.emulator)
     data, cond = _fit_targets(emu, args)
     result = fit(emu, data, FIT_PRESETS[args.preset], seed=args.seed, workdir=args.out,
-                 target_conditions=cond, progress=False if args.quiet else None)
+                 target_conditions=cond, progress=False if args.quiet else None,
+                 tensorboard=args.tensorboard)
     _write_fit_outputs(result, Path(args.out))
     plot_losses({"fit": result.history}, Path(args.out) / "losses.png")
     plot_fit(result.names, result.samples, Path(args.out) / "fit.png", start=result.start,
@@ -527,6 +539,18 @@ def _check_preset(args) -> None:
                          f"{', '.join(names)} (--preset).")
 
 
+def _check_tensorboard(args) -> None:
+    """Refuse ``--tensorboard`` without the tensorboardX package before any work."""
+    if getattr(args, "tensorboard", None) is None:
+        return
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboardX") is None:
+        raise ValueError(f"--tensorboard {args.tensorboard}: the tensorboardX package is not "
+                         "installed; pip install 'magan[tensorboard]' (or pip install "
+                         "tensorboardX), or drop --tensorboard.")
+
+
 def _run(parser, args) -> int:
     """Dispatch the parsed command line to its ``_cmd_*`` function; a bare ``magan`` or
     ``magan study`` prints its help and returns 2 (a usage error)."""
@@ -534,6 +558,7 @@ def _run(parser, args) -> int:
         args.show_help()
         return 2
     _check_preset(args)
+    _check_tensorboard(args)
     if args.command in ("study", "fit", "validate"):
         from magan.runtime.parallel import initialize
 

@@ -24,6 +24,7 @@ import numpy as np
 from flax import nnx
 
 from magan.nn.build import build_emulator_nets, emulate
+from magan.runtime.cache import use_compilation_cache
 from magan.runtime.io import atomic_dir, atomic_write_bytes, atomic_write_json, to_jsonable
 from magan.space import ConditionSpace, ParameterSpace
 from magan.transforms import IdentityTransform, ImageTransform, transform_from_dict
@@ -374,6 +375,7 @@ def check_images(images, image_shape, what: str) -> np.ndarray:
 
 def load_emulator(path) -> Emulator:
     """Read an emulator folder written by :meth:`Emulator.save`."""
+    use_compilation_cache()
     path = Path(path)
     meta_file, weights_file = path / "emulator.json", path / "weights.npz"
     for f in (meta_file, weights_file):

@@ -17,6 +17,8 @@ from magan.fitting.features import feature_data
 from magan.fitting.state import init_program, init_state, network_structures
 from magan.fitting.step import StepSpec, fit_step
 from magan.runtime.loop import run_loop
+from magan.runtime.metrics import Watch
+from magan.runtime.progress import format_metrics
 
 __all__ = ["fit_sets"]
 
@@ -41,6 +43,20 @@ def _bootstrap_rows(cfg, key, n_rep: int, n_targets: int, per_set: int):
     else:
         boot = jnp.tile(jnp.arange(n_targets), (n_rep, 1))
     return boot + n_targets * (jnp.arange(n_rep) // per_set)[:, None]
+
+
+def _postfix(space, use_features: bool):
+    """The bar's text for a row: D's and G's losses (and the feature distance), then the first
+    set's mean fitted parameters by name, in physical units."""
+    losses = ("loss_d", "loss_g") + (("feature_distance",) if use_features else ())
+    units = [f" {q.unit}" if q.unit else "" for q in space.parameters]
+
+    def postfix(row: dict) -> dict:
+        shown = format_metrics({k: row[k] for k in losses})
+        shown.update({n: f"{row[f'mean_{n}']:.4g}{u}" for n, u in zip(space.names, units)})
+        return shown
+
+    return postfix
 
 
 def _summarise(run, use_features: bool, per_set: int):
@@ -97,10 +113,13 @@ def fit_sets(run, sets, start_unit, key, label: str, *, replicas: int | None = N
         return steps[i % cfg.r1_every == 0](state, jax.random.fold_in(k_train, i), data_dev,
                                             cond_dev, boot, pe, fdata)
 
-    out = run_loop(advance, state, total=cfg.steps,
-                   summarise=_summarise(run, use_features, per_set),
-                   sync_every=cfg.log_every, desc=label, progress=run.progress,
-                   shown=("loss_d", "loss_g", "feature_distance"))
+    watch = run.watch or Watch()
+    # the target pass's rows are fit_metrics.csv, the reference pass's fit_reference_metrics.csv
+    with watch.stream("fit" if label == "fitting" else "fit_reference") as on_row:
+        out = run_loop(advance, state, total=cfg.steps,
+                       summarise=_summarise(run, use_features, per_set),
+                       sync_every=cfg.log_every, desc=label, progress=run.progress,
+                       postfix=_postfix(emulator.space, use_features), on_row=on_row)
     return _draws(cfg, gg, out.state["g_avg"], k_out, n_rep), out.history, out.total_s
 
 

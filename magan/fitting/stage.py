@@ -43,14 +43,17 @@ from magan.fitting.diagnostics import diagnose, fit_closure, warn_about
 from magan.fitting.features import LearnedSummaries, UserFeatures
 from magan.fitting.replicas import fit_sets
 from magan.fitting.result import FitResult
+from magan.runtime.cache import use_compilation_cache
 from magan.runtime.io import atomic_write_json, write_metrics
+from magan.runtime.metrics import Watch
+from magan.runtime.progress import phase
 
 __all__ = ["fit", "fit_many"]
 
 
 def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, seed: int = 0,
         target_conditions=None, simulator=None, features=None, workdir=None,
-        progress: bool | None = None) -> FitResult:
+        progress: bool | None = None, callbacks=None, tensorboard=None) -> FitResult:
     """Fit the simulator parameters to ``target_images`` through a frozen emulator.
 
     Args:
@@ -77,18 +80,29 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         them the fit matches S's learned summaries (what S's regression head, trained on
         simulations during pre-training, reads off each image). Pass a module-level function:
         the compiled step is cached per function.
-      workdir: if given, ``fit_metrics.csv`` and ``fit.json`` are written there.
+      workdir: if given, ``fit_metrics.csv`` (a row appended and flushed every ``log_every``
+        steps, readable while the fit runs; ``fit_reference_metrics.csv`` for a reference
+        pass) and ``fit.json`` are written there.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
+      callbacks: a function ``f(stage, row)`` or a list of them, called with ``"fit"`` (or
+        ``"fit_reference"``) and each metric row as it comes (:mod:`magan.runtime.metrics`).
+      tensorboard: a folder for TensorBoard event files (scalars ``fit/NAME``); needs the
+        optional ``tensorboardX`` (``pip install 'magan[tensorboard]'``).
     Returns:
       A :class:`FitResult` in physical units.
     """
 
+    use_compilation_cache()
     cfg, targets, cond = _checked_inputs(emulator, target_images, config, target_conditions,
                                          features)
     t0 = time.perf_counter()
+    watch = Watch.of(workdir, callbacks, tensorboard)
     run = _Fit(emulator, cfg, cond, _summaries(emulator, cfg, features), simulator, seed,
-               progress)
-    [result] = _fit_runs([run], [targets], t0)
+               progress, watch)
+    try:
+        [result] = _fit_runs([run], [targets], t0)
+    finally:
+        watch.close()
     warn_about(result.diagnostics, stacklevel=2)
     if workdir is not None:
         write_metrics(workdir, "fit", result.history)
@@ -100,7 +114,7 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
 
 def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *, seed: int = 0,
              target_conditions=None, simulator=None, features=None, warn: bool = True,
-             progress: bool | None = None) -> list[FitResult]:
+             progress: bool | None = None, callbacks=None) -> list[FitResult]:
     """Fit T target sets in one pass sequence: one compiled program fits all T sets (T * R
     replicas), and one more (when the bias reference needs a second pass) fits all their
     reference sets; then each set gets its own :class:`FitResult`, as :func:`fit` makes it.
@@ -118,7 +132,7 @@ def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *
         all with the same N.
       target_conditions: with a conditioned emulator, T arrays (N, K), one per set (each set's
         reference sets are simulated at its conditions); else None.
-      config, simulator, features, progress: as for :func:`fit`, shared by all sets.
+      config, simulator, features, progress, callbacks: as for :func:`fit`, shared by all sets.
       seed: the program's random key; set t's reference sets are simulated from the streams of
         ``seed + t`` (so set t's reference images are those of ``fit(..., seed=seed + t)``).
       warn: issue each set's warnings (:class:`~magan.fitting.diagnostics.FitWarning`).
@@ -126,6 +140,7 @@ def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *
       T results (:class:`FitResult`) in physical units, in the order of ``target_sets``. Each
       carries the program's metric history (its ``mean_*`` columns follow set 0) and timing.
     """
+    use_compilation_cache()
     sets = list(target_sets) if isinstance(target_sets, (list, tuple)) else None
     if not sets:
         raise TypeError("target_sets must be a non-empty list of image arrays (N, H, W, C); for "
@@ -142,7 +157,8 @@ def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *
     t0 = time.perf_counter()
     cfg = checked[0][0]
     used = _summaries(emulator, cfg, features)
-    runs = [_Fit(emulator, cfg, cond, used, simulator, seed + t, progress)
+    watch = Watch.of(callbacks=callbacks)
+    runs = [_Fit(emulator, cfg, cond, used, simulator, seed + t, progress, watch)
             for t, (_, _, cond) in enumerate(checked)]
     results = _fit_runs(runs, [c[1] for c in checked], t0)
     for result in results if warn else ():
@@ -164,7 +180,9 @@ def _fit_runs(runs: list, targets: list, t0: float) -> list[FitResult]:
     results = []
     for t, r in enumerate(runs):
         result = _result(r, raw_units[t], ref_units[t], ref_ats[t], starts[t], histories)
-        result.diagnostics = _diagnostics(r, targets[t], raw_units[t], result)
+        with phase("fit diagnostics" + (" and closure" if r.simulator is not None else ""),
+                   r.progress):
+            result.diagnostics = _diagnostics(r, targets[t], raw_units[t], result)
         results.append(result)
     total_s = time.perf_counter() - t0
     for result in results:
@@ -214,7 +232,8 @@ def _summaries(emulator, cfg: FitConfig, features):
 @dataclass
 class _Fit:
     """What the parts of one fit share. ``features`` are the summaries G's loss matches (None
-    when it matches none); ``cond`` (N, K) the targets' physical conditions or None."""
+    when it matches none); ``cond`` (N, K) the targets' physical conditions or None; ``watch``
+    where the metric rows go as they come."""
 
     emulator: Emulator
     cfg: FitConfig
@@ -223,6 +242,7 @@ class _Fit:
     simulator: object
     seed: int
     progress: bool | None
+    watch: Watch | None = None
 
     def start_of(self, images) -> np.ndarray:
         """G's starting point (P,) in the unit cube for images at the targets' conditions."""
@@ -235,9 +255,10 @@ class _Fit:
     def simulate_reference(self, at, n: int, stream: tuple = ()) -> np.ndarray:
         """``n`` images simulated at the physical point ``at`` (P,), at the targets' conditions,
         from the random stream ``(seed, 7, *stream)``."""
-        ref = self.simulator.simulate(np.random.default_rng([self.seed, 7, *stream]),
-                                      np.tile(at, (n, 1)), self.emulator.space,
-                                      conditions=self.cond)
+        with phase(f"simulating a reference set ({n} images)", self.progress):
+            ref = self.simulator.simulate(np.random.default_rng([self.seed, 7, *stream]),
+                                          np.tile(at, (n, 1)), self.emulator.space,
+                                          conditions=self.cond)
         return check_images(ref, self.emulator.image_shape, "reference")
 
 

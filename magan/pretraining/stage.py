@@ -43,10 +43,13 @@ from magan.pretraining.step import (
     r1_pattern,
     traced_batches_program,
 )
+from magan.runtime.cache import use_compilation_cache
 from magan.runtime.checkpoints import RunCheckpoints
 from magan.runtime.io import write_metrics
 from magan.runtime.loop import run_loop
+from magan.runtime.metrics import Watch
 from magan.runtime.parallel import data_mesh, replicate, shard_batch, to_local
+from magan.runtime.progress import phase
 from magan.runtime.rundir import folder_lock, output_folder
 from magan.simulators.base import Simulator, SimulatorError
 from magan.space import ParameterSpace
@@ -59,7 +62,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
                    config: PretrainConfig | None = None,
                    *, seed: int = 0, workdir=None, progress: bool | None = None,
                    transform: ImageTransform | None = None, features=None,
-                   devices=None) -> Emulator:
+                   devices=None, callbacks=None, tensorboard=None) -> Emulator:
     """Pre-train an emulator of ``simulator`` over ``space`` (and its per-event conditions).
 
     Args:
@@ -77,8 +80,14 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
         (standardised over the space), a proper scoring rule that asks E to reproduce their
         distribution at every point, not only their mean.
       workdir: if given, the emulator is saved to ``workdir/emulator`` at the end and the metrics to
-        ``workdir/pretrain_metrics.csv``. It is created and checked to take files before any
+        ``workdir/pretrain_metrics.csv``, a row appended and flushed every ``log_every`` steps
+        (readable while the run goes). It is created and checked to take files before any
         work, and locked (``workdir/.magan.lock``) for the run: a second run into it fails at once.
+      callbacks: a function ``f(stage, row)`` or a list of them, called with ``"pretrain"`` and
+        each metric row (``{"step": steps done, name: mean since the last row}``) as it comes.
+      tensorboard: a folder for TensorBoard event files (scalars ``pretrain/NAME``); needs the
+        optional ``tensorboardX`` (``pip install 'magan[tensorboard]'``). See
+        :mod:`magan.runtime.metrics`.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
       devices: the devices the batch is split over (data parallel, parameters replicated;
         default every device of every process, see :mod:`magan.runtime.parallel`). ``batch_size``
@@ -92,40 +101,55 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
       wait over ``total_s``: 0 when the simulator kept ahead, near 1 when it set the pace).
     """
 
+    use_compilation_cache()
     cfg, transform = _checked_inputs(simulator, space, config, transform)
+    watch = Watch.of(workdir, callbacks, tensorboard)
     with _owned(workdir):  # checked to take files, and locked, before any work
-        feature_fn = None
-        if features is not None and (cfg.feature_weight > 0 or cfg.feature_marginal_weight > 0):
-            feature_fn = standardised_features(features, transform, simulator, space, seed)
-        run = _Run.start(cfg, simulator, space, transform, seed, devices)
-        ckpt = _Checkpointing.open(workdir, run)
-        start, history, feeder_start = ckpt.resume(run)
-        step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn)
+        with phase("pre-training: building the networks", progress):
+            feature_fn = None
+            if features is not None and (cfg.feature_weight > 0
+                                         or cfg.feature_marginal_weight > 0):
+                feature_fn = standardised_features(features, transform, simulator, space, seed)
+            run = _Run.start(cfg, simulator, space, transform, seed, devices)
+            ckpt = _Checkpointing.open(workdir, run)
+            start, history, feeder_start = ckpt.resume(run)
+            step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn)
         feeder = None if simulator.traceable else _feeder(run, feeder_start)
         ckpt.feeder = feeder
-        programs: dict[tuple[bool, ...], object] = {}
-
-        def advance(state, i, n):
-            pattern = r1_pattern(i, n, cfg.r1_every)
-            if pattern not in programs:
-                programs[pattern] = (traced_batches_program(step, pattern, _jax_batches(run))
-                                     if feeder is None else host_batches_program(step, pattern))
-            if feeder is None:
-                return programs[pattern](state, run.key)
-            batches = [feeder.next() for _ in range(n)]
-            stacked = shard_batch([np.stack(a) for a in zip(*batches)], run.mesh, axis=1)
-            return programs[pattern](state, run.key, *stacked)
-
         try:
-            out = run_loop(advance, run.state, total=cfg.steps, start=start,
-                           per_call=cfg.steps_per_call, sync_every=cfg.log_every,
-                           summarise=ckpt.summarise, desc="pre-training", progress=progress,
-                           on_sync=ckpt.on_sync, history=history)
+            with watch.stream("pretrain", history) as on_row:
+                out = run_loop(_advance(run, step, feeder), run.state, total=cfg.steps,
+                               start=start, per_call=cfg.steps_per_call,
+                               sync_every=cfg.log_every, summarise=ckpt.summarise,
+                               desc="pre-training", progress=progress, on_row=on_row,
+                               on_sync=ckpt.on_sync, history=history)
         finally:
             if feeder is not None:
                 feeder.close()
             ckpt.close()
-        return _finish(run, out, start, feeder, workdir)
+            watch.close()
+        with phase("pre-training: checking the training range, saving", progress):
+            return _finish(run, out, start, feeder, workdir)
+
+
+def _advance(run: _Run, step, feeder: SimulationFeeder | None):
+    """The loop's ``advance(state, i, n)``: steps i .. i + n - 1 as one program (one per
+    pattern of R1 steps, made when first needed), the batches drawn inside it (a JAX
+    simulator) or taken from the background ``feeder`` (a host simulator)."""
+    programs: dict[tuple[bool, ...], object] = {}
+
+    def advance(state, i, n):
+        pattern = r1_pattern(i, n, run.cfg.r1_every)
+        if pattern not in programs:
+            programs[pattern] = (traced_batches_program(step, pattern, _jax_batches(run))
+                                 if feeder is None else host_batches_program(step, pattern))
+        if feeder is None:
+            return programs[pattern](state, run.key)
+        batches = [feeder.next() for _ in range(n)]
+        stacked = shard_batch([np.stack(a) for a in zip(*batches)], run.mesh, axis=1)
+        return programs[pattern](state, run.key, *stacked)
+
+    return advance
 
 
 def _owned(workdir):

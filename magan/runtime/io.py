@@ -235,13 +235,23 @@ def read_calochallenge(path, image_shape) -> tuple[np.ndarray, np.ndarray]:
     return showers.reshape(-1, c, h, w).transpose(0, 2, 3, 1), energies
 
 
+def metrics_path(workdir, stage: str) -> Path:
+    """``workdir/{stage}_metrics.csv``: a stage's metric history."""
+    return Path(workdir) / f"{stage}_metrics.csv"
+
+
+def metrics_csv_line(keys, row: dict) -> str:
+    """One row of a metric CSV: the values of ``keys`` to 6 significant digits (no newline)."""
+    return ",".join(f"{row[k]:.6g}" for k in keys)
+
+
 def write_metrics(workdir, stage: str, history: list[dict]) -> Path:
     """Write a metric history (list of {step, name: value}) as ``{stage}_metrics.csv``."""
-    path = Path(workdir) / f"{stage}_metrics.csv"
+    path = metrics_path(workdir, stage)
     if not history:
         return atomic_write_bytes(path, b"")
     keys = list(history[0].keys())
-    lines = [",".join(keys)] + [",".join(f"{row[k]:.6g}" for k in keys) for row in history]
+    lines = [",".join(keys)] + [metrics_csv_line(keys, row) for row in history]
     return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 

@@ -2,9 +2,10 @@
 
 A stage hands :func:`run_loop` its compiled step (``advance``) and what to make of the metrics
 (``summarise``); the loop dispatches the steps, fetches the metrics from the device only at the
-sync points (its only host syncs), shows them in a progress bar, keeps the history and calls the
-stage's hook after each sync (checkpoints). Steps are dispatched asynchronously between syncs, so
-the host prepares the next call while the device computes.
+sync points (its only host syncs), shows them in a progress bar, keeps the history and hands
+each new row to the stage's hooks (metric files and callbacks, then checkpoints). Steps are
+dispatched asynchronously between syncs, so the host prepares the next call while the device
+computes.
 
 Why a stage's steps are unrolled Python calls and not a ``lax.scan`` or ``lax.cond``: XLA:CPU runs
 the convolutions inside a loop body or a conditional branch without its fast kernels. So several
@@ -49,7 +50,8 @@ class LoopResult:
 def run_loop(advance: Callable, state, *, total: int, summarise: Callable, start: int = 0,
              per_call: int = 1, sync_every: int = 1, sync_at: Callable[[int], bool] | None = None,
              desc: str = "training", progress: bool | None = None,
-             shown: Sequence[str] | None = None, on_sync: Callable | None = None,
+             shown: Sequence[str] | None = None, postfix: Callable[[dict], dict] | None = None,
+             on_row: Callable[[dict], None] | None = None, on_sync: Callable | None = None,
              history: list[dict] | None = None) -> LoopResult:
     """Run steps ``start, ..., total - 1`` of a stage.
 
@@ -66,6 +68,8 @@ def run_loop(advance: Callable, state, *, total: int, summarise: Callable, start
       sync_every: fetch the metrics when the steps done are a multiple of it, and at the end
         (unless ``sync_at(done)`` says when instead).
       shown: the row's keys in the progress bar (default: all).
+      postfix: ``postfix(row) -> {label: text}`` beside the bar, instead of ``shown``'s values.
+      on_row: ``on_row(row)`` with each new row, as it comes (the metric files, the callbacks).
       on_sync: ``on_sync(done, state, history)`` after each row (e.g. a checkpoint).
       history: rows of the run so far (a resumed run); new rows are appended to it.
     """
@@ -76,25 +80,31 @@ def run_loop(advance: Callable, state, *, total: int, summarise: Callable, start
     first = None
     bar = progress_bar(total, desc, progress)
     bar.update(start)
+    postfix = postfix or (lambda row: format_metrics({k: row[k] for k in (shown or row)
+                                                      if k in row}))
     last, i = start, start
     try:
         while i < total:
             n = min(per_call, total - i)
-            state, metrics = advance(state, i, n)
-            pending.append(metrics)
-            if first is None:
-                jax.block_until_ready(state)
+            if first is None:  # the call that compiles: the loop waits for it once
+                with bar.compiling(steps_after=i + n):
+                    state, metrics = advance(state, i, n)
+                    jax.block_until_ready(state)
                 first = time.perf_counter() - t0
+            else:
+                state, metrics = advance(state, i, n)
+            pending.append(metrics)
             i += n
             if sync_at(i):
                 host = jax.device_get(pending)  # the loop's only host sync
                 pending = []
                 row = {"step": i, **summarise(host, i, state)}
                 history.append(row)
-                bar.set_postfix(format_metrics({k: row[k] for k in (shown or row) if k in row}),
-                                refresh=False)
+                bar.set_postfix(postfix(row), refresh=False)
                 bar.update(i - last)
                 last = i
+                if on_row is not None:
+                    on_row(row)
                 if on_sync is not None:
                     on_sync(i, state, history)
     finally:

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from magan.config import FitConfig
-from magan.runtime.progress import Clock
+from magan.runtime.progress import Clock, phase
 from magan.validation.checks import (
     check_calibration,
     check_classifier,
@@ -164,27 +164,29 @@ def validate(emulator, simulator, *, out, features=None, feature_names=None, con
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    s = draw(emulator, simulator, np.random.default_rng([seed, 1001]), cfg.n_samples)
+    with phase("validation: drawing samples", progress):
+        s = draw(emulator, simulator, np.random.default_rng([seed, 1001]), cfg.n_samples)
     checks, clock = {}, Clock()
-    with clock.stage("distributions"):
+    with clock.stage("distributions", show="validation: distributions", progress=progress):
         checks["distributions"], hists = check_distributions(
             s, features=features, feature_names=feature_names, voxel_transform=voxel_transform,
             bins=cfg.bins)
-    with clock.stage("constraints"):
+    with clock.stage("constraints", show="validation: constraints", progress=progress):
         checks["constraints"] = check_constraints(constraints, s)
     with clock.stage("feature_network"):
         fnet = train_feature_network(simulator, emulator.space, transform=emulator.transform,
                                      steps=cfg.feature_steps, seed=seed, progress=progress)
         g1, g2, ge = (fnet.embed(x, s.cond) for x in (s.t1, s.t2, s.e))
-    with clock.stage("learned_features"):
+    with clock.stage("learned_features", show="validation: learned features",
+                     progress=progress):
         checks["learned_features"] = {**check_learned_features(g1, g2, ge, seed),
                                       "feature_network": fnet.info}
     with clock.stage("classifier"):
         checks["classifier"] = check_classifier(emulator, s, steps=cfg.classifier_steps,
                                                 seed=seed, progress=progress)
-    with clock.stage("memorisation"):
+    with clock.stage("memorisation", show="validation: memorisation", progress=progress):
         checks["memorisation"] = check_memorisation(emulator, simulator, cfg.memorisation_n, seed)
-    with clock.stage("coverage"):
+    with clock.stage("coverage", show="validation: coverage", progress=progress):
         var = variety(emulator, simulator, np.random.default_rng([seed, 1002]),
                       n_points=cfg.variety_points, per_point=cfg.variety_per_point,
                       features=features, feature_names=feature_names, embed=fnet.embed)

@@ -130,7 +130,8 @@ def study_preset(name: str) -> CalorimeterStudyConfig:
 
 
 def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulator=None,
-        out="runs/calorimeter", seed: int = 0, progress: bool | None = None) -> dict:
+        out="runs/calorimeter", seed: int = 0, progress: bool | None = None,
+        tensorboard=None) -> dict:
     """Run the calorimeter study end to end; returns the summary (also ``OUT/summary.json``).
 
     Args:
@@ -139,6 +140,8 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
       emulator: a trained :class:`~magan.Emulator` or its folder; ``None`` pre-trains.
       out: the run folder.
       seed: seeds pre-training, the test beam, validation and the fit.
+      tensorboard: a folder for TensorBoard event files of pre-training and the fit (needs
+        ``pip install 'magan[tensorboard]'``); the metric CSVs in ``out`` grow as they come.
     """
     cfg = study_preset(preset) if isinstance(preset, str) else preset
     truth = CALO_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
@@ -147,18 +150,18 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
         clock = Clock()
         pretrain = partial(train_emulator, simulator, CALO_SPACE, cfg.pretrain, seed=seed,
                            workdir=out, progress=progress, transform=CALO_TRANSFORM,
-                           features=training_features)
+                           features=training_features, tensorboard=tensorboard)
         emu = emulator_for_run(emulator, pretrain, clock, out=out, study="calorimeter",
                                space=CALO_SPACE, conditions=CALO_CONDITIONS)
-        with clock.stage("validation_s"):
+        with clock.stage("validation_s", show="physics validation", progress=progress):
             physics = physics_validation(emu, simulator, truth, cfg.validation_energies_gev,
                                          n=cfg.validation_events, seed=seed + 1, bins=cfg.bins)
         targets, cond = _test_beam(simulator, truth, cfg, seed)
         with clock.stage("fit_s"):
             result = fit(emu, targets, cfg.fit, seed=seed, target_conditions=cond,
                          simulator=simulator, features=training_features, workdir=out,
-                         progress=progress)
-        with clock.stage("closure_s"):
+                         progress=progress, tensorboard=tensorboard)
+        with clock.stage("closure_s", show="closure check", progress=progress):
             closure = _closure(simulator, result, targets, cond, seed)
         pub = public(physics)
         summary = {**summary_head("calorimeter", preset, seed, CALO_SPACE, truth),

@@ -98,7 +98,7 @@ def study_preset(name: str) -> LineStudyConfig:
 
 def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
         out="runs/line", seed: int = 0, progress: bool | None = None,
-        training_simulator=None) -> dict:
+        training_simulator=None, tensorboard=None) -> dict:
     """Run the line study end to end; returns the summary dict (also in ``OUT/summary.json``).
 
     Args:
@@ -110,6 +110,8 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
       training_simulator: pre-train from this simulator instead of the in-process one, e.g. a
         :class:`~magan.BankSimulator` of offline simulations or a
         :class:`~magan.CommandSimulator`; targets, fit and checks still use the in-process one.
+      tensorboard: a folder for TensorBoard event files of pre-training and the fit (needs
+        ``pip install 'magan[tensorboard]'``); the metric CSVs in ``out`` grow as they come.
     """
     cfg = study_preset(preset) if isinstance(preset, str) else preset
     truth = LINE_SPACE.check(DEFAULT_TRUTH if truth is None else truth, what="--truth")[0]
@@ -117,15 +119,17 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
         simulator = line_simulator()
         clock = Clock()
         pretrain = partial(train_emulator, training_simulator or simulator, LINE_SPACE,
-                           cfg.pretrain, seed=seed, workdir=out, progress=progress)
+                           cfg.pretrain, seed=seed, workdir=out, progress=progress,
+                           tensorboard=tensorboard)
         emu = emulator_for_run(emulator, pretrain, clock, out=out, study="line", space=LINE_SPACE)
-        with clock.stage("quality_s"):
+        with clock.stage("quality_s", show="emulator quality", progress=progress):
             quality = _emulator_quality(emu, simulator, cfg, seed, out)
         targets = _targets(simulator, truth, cfg.n_targets, seed)
         with clock.stage("fit_s"):
             result = fit(emu, targets, cfg.fit, seed=seed, simulator=simulator,
-                         features=line_fit_features, workdir=out, progress=progress)
-        with clock.stage("closure_s"):
+                         features=line_fit_features, workdir=out, progress=progress,
+                         tensorboard=tensorboard)
+        with clock.stage("closure_s", show="closure check", progress=progress):
             closure = closure_check(simulator, LINE_SPACE, result.mean, targets, seed=seed + 3,
                                     features=line_features, feature_names=LINE_FEATURES)
         summary = {**summary_head("line", preset, seed, LINE_SPACE, truth),
