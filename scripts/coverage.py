@@ -20,6 +20,7 @@ per fit and how many fits warned. Each calibration is resumable (``OUT/<name>/<l
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from pathlib import Path
@@ -51,6 +52,9 @@ def _parse_args():
     ap.add_argument("--bench-root", default="runs/generalisation",
                     help="where scripts/generalisation.py keeps <name>/emulator")
     ap.add_argument("--out", default="runs/coverage")
+    ap.add_argument("--report", action="store_true",
+                    help="fit nothing: print the table of the truths already fitted under "
+                         "--label (an interrupted run's, too)")
     args = ap.parse_args()
     args.simulators = [s.strip() for s in args.simulators.split(",") if s.strip()]
     bad = [s for s in args.simulators if s not in SIMULATORS]
@@ -110,8 +114,35 @@ def _print(rows: list[dict], label: str) -> None:
               f"{r['seconds_per_fit']:.0f} | {r['fits_warned']} |", flush=True)
 
 
+def _report(args) -> None:
+    """The table of what OUT/<name>/<label>/calibration.json holds, finished truths only."""
+    from magan.validation.calibration import summarise_calibration
+
+    rows = []
+    for name in args.simulators:
+        path = Path(args.out) / name / args.label / "calibration.json"
+        if not path.exists():
+            continue
+        cal = json.loads(path.read_text())
+        t = len(cal["means"])
+        if t < 2:
+            continue
+        emu, _ = _emulator_and_simulator(name, args)
+        truths = np.array(cal["truths"])[:t]
+        cal["summary"] = summarise_calibration(emu.space.names, truths, cal["means"], cal["stds"],
+                                               emu.space.width)
+        cal["summary_statistical"] = summarise_calibration(
+            emu.space.names, truths, cal["raw_means"], cal["stat_stds"], emu.space.width)
+        cal["truths"] = truths.tolist()
+        cal["names"] = list(emu.space.names)
+        rows.append(_row(name, cal, emu.space.width))
+    _print(rows, f"{args.label}, truths fitted so far")
+
+
 def main() -> None:
     args = _parse_args()
+    if args.report:
+        return _report(args)
     cfg = replace_from_text(magan.FitConfig(), args.fit_set)
     loaded = {name: _emulator_and_simulator(name, args) for name in args.simulators}
     steps = np.linspace(args.n_truths / args.rounds, args.n_truths, args.rounds)

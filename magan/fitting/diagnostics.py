@@ -230,8 +230,10 @@ def _away_from_bounds(space, mean, raw_mean) -> Diagnostic:
 def _uncertainty(bias_corrected: bool) -> Diagnostic:
     name = "uncertainty_is_statistical"
     if bias_corrected:
-        return Diagnostic(name, "ok", "The fit measured and removed its bias on a reference set "
-                          "simulated by the simulator; the std includes that fit's spread.")
+        return Diagnostic(name, "ok", "The fit measured and removed its bias on reference sets "
+                          "simulated by the simulator; the std includes their fits' spread "
+                          "(with bias_reference='around', the emulator's systematic error near "
+                          "the fit).")
     return Diagnostic(name, "warn",
                       "The reported std is statistical only (the spread of bootstrap replicas): "
                       "the emulator's own systematic error is not in it, and the true error can "

@@ -34,10 +34,12 @@ class FitResult:
       samples: (K, P) draws of the fitted parameters (all target replicas pooled; shifted by
         ``-bias`` when bias-corrected, so they may step slightly outside the bounds).
       mean: (P,) mean of ``samples``.
-      std: (P,) the fit's statistical uncertainty: the spread of ``samples``, plus (in
-        quadrature) that of the bias-correction replicas. It does not contain the emulator's
-        remaining systematic error; on the line study the true error is up to 2-5 std
-        (studies/line/README.md).
+      std: (P,) the fit's reported uncertainty. With a simulator and ``bias_reference="around"``
+        (the default) the total: the scatter of the reference fits' errors, which contains the
+        emulator's systematic error near the fit (``covariance`` holds the whole matrix);
+        with ``"start"``/``"fit"`` the spread of ``samples`` plus (in quadrature) that of the
+        bias-correction replicas; without a simulator the spread of ``samples`` only
+        (statistical; the ``uncertainty_is_statistical`` diagnostic warns).
       replica_means: (R, P) mean of each replica's outputs.
       start: (P,) where G started (S's regression estimate or the box centre).
       raw_mean: (P,) mean of G's outputs on the targets before bias correction.
