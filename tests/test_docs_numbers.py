@@ -185,6 +185,19 @@ def test_readme_states_each_headline_number_once():
             assert n == 1, f"README.md states {expected[i]} {n} times; say a number in one place"
 
 
+
+def test_readme_cache_table_equals_the_measurements_in_speed_md():
+    """The README's compilation-cache rows are the range of docs/speed.md's measured runs."""
+    rows = re.findall(r"^\| (\S+) \| (off|filled by on-cold) \| ([\d.]+) \|",
+                      (ROOT / "docs/speed.md").read_text(), re.M)
+    off = [float(w) for _, cache, w in rows if cache == "off"]
+    warm = [float(w) for _, cache, w in rows if cache != "off"]
+    assert len(off) >= 2 and warm, "docs/speed.md's compilation-cache table is not found"
+    text = _text("README.md")
+    for label, walls in (("without the cache", off), ("a later run with the cache", warm)):
+        phrase = f"| {label} ({len(walls)} runs) | {min(walls):.1f}-{max(walls):.1f} s |"
+        assert phrase in text, f"README.md should say {phrase!r} (docs/speed.md)"
+
 # ------------------------------------------------------------------------------ commands
 def _code(rel: str) -> list[str]:
     """Command lines of a Markdown file: lines of fenced blocks and `inline spans`."""
