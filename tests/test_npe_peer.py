@@ -43,6 +43,7 @@ def test_product_of_gaussians(peer):
     np.testing.assert_allclose(mean, want_mean, atol=0.01)
 
 
+@pytest.mark.slow
 def test_tiny_run_trains_caches_and_reports(peer, tmp_path, capsys):
     args = SimpleNamespace(simulations=300, max_epochs=1, stop_after_epochs=20, batch_size=64,
                            samples=20, n_targets=8, seed=0, out=str(tmp_path),
