@@ -33,6 +33,20 @@ def test_closure_at_truth_is_at_the_floor_and_off_truth_is_not():
     assert abs(bad["feature_pulls"]["f4"]) > 5 * abs(good["feature_pulls"]["f4"])
 
 
+def test_closure_outside_the_box_is_simulated_at_its_edge_and_says_so():
+    """A bias-corrected mean can land just outside the box; the closure then runs at the
+    nearest point inside (the simulator refuses points outside) and flags it."""
+    sim = line_simulator()
+    edge = np.array([0.5, 12.0, 4.0, 9.0])  # m's upper bound
+    targets = sim.simulate(np.random.default_rng(1), np.tile(edge, (20, 1)))
+    outside = closure_check(sim, LINE_SPACE, edge + [0.01, 0, 0, 0], targets, seed=2)
+    assert outside["clipped_into_box"] is True
+    assert outside["fit"] == closure_check(sim, LINE_SPACE, edge, targets, seed=2)["fit"]
+    assert "clipped_into_box" not in closure_check(sim, LINE_SPACE, edge, targets, seed=2)
+    with pytest.raises(ValueError, match="closure params"):
+        closure_check(sim, LINE_SPACE, [np.nan, 12.0, 4.0, 9.0], targets)
+
+
 def test_image_set_distance_keys():
     x = np.ones((4, 3, 3, 1))
     d = image_set_distance(x, x)
