@@ -68,6 +68,14 @@ def _replacing(path: Path):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        # a write that stopped short names no file (numpy: "N requested and M written";
+        # a file size limit: "File too large"): say which, and what to do
+        raise OSError(err.errno, f"could not be written ({err.strerror or err}); the disk may "
+                      "be full (or a file size limit reached): free some space, or write "
+                      "elsewhere. Nothing was written under this name", str(path)) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -116,3 +116,22 @@ def test_atomic_write_to_a_folder_is_refused_naming_it(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder, not a file") as err:
         atomic_write_json(tmp_path / "out.npy", {})
     assert err.value.filename == str(tmp_path / "out.npy")
+
+
+def test_a_write_cut_short_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """A full disk makes numpy stop short with an OSError naming no file ("N requested and M
+    written"); the error says which file and what to do, and the earlier file is kept."""
+    from magan.runtime.io import atomic_save_npy
+
+    old = tmp_path / "images.npy"
+    old.write_bytes(b"an earlier output")
+
+    def short_write(f, array):
+        raise OSError("3920000 requested and 262112 written")
+
+    monkeypatch.setattr(np, "save", short_write)
+    with pytest.raises(OSError, match="could not be written .*disk may be full") as err:
+        atomic_save_npy(old, np.zeros(3))
+    assert err.value.filename == str(old)
+    assert old.read_bytes() == b"an earlier output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]  # no temporary left
