@@ -135,3 +135,23 @@ def test_a_write_cut_short_names_the_file_and_keeps_the_old_one(tmp_path, monkey
     assert err.value.filename == str(old)
     assert old.read_bytes() == b"an earlier output"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]  # no temporary left
+
+
+def test_load_array_names_a_file_it_cannot_read(tmp_path):
+    """A truncated .npy, a text file named .npy, an object array, a damaged .npz or .h5: one
+    ValueError naming the file and how to write one that can be read."""
+    x = np.zeros((4, 3, 3, 1), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    raw = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(raw[:len(raw) // 2])
+    (tmp_path / "text.npy").write_text("1,2,3\n")
+    np.save(tmp_path / "obj.npy", np.array([x, "a"], dtype=object), allow_pickle=True)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    for name in ("cut.npy", "text.npy", "obj.npy", "bad.npz", "bad.h5"):
+        with pytest.raises(ValueError, match=f"{tmp_path / name} cannot be read as a "
+                                             r"\.(npy|npz|h5) file .*numpy\.save"):
+            load_array(str(tmp_path / name))
+    np.savez(tmp_path / "two.npz", a=x, b=x)
+    with pytest.raises(ValueError, match=r"holds arrays \['a', 'b'\]; name one"):
+        load_array(str(tmp_path / "two.npz"))
