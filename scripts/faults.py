@@ -1095,13 +1095,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a subset (a few minutes)")
     parser.add_argument("--out", default="runs/faults", help="run folder (default runs/faults)")
     parser.add_argument("--redo", action="store_true", help="run the rows already done again")
-    parser.add_argument("--only", default=None, help="run only the rows whose name has this")
+    parser.add_argument("--only", default=None,
+                        help="run only the rows whose name has one of these (comma-separated)")
     args = parser.parse_args()
     out = Path(args.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(out)
     rows = [r for r in ROWS if (r.quick or not args.quick)
-            and (args.only is None or args.only in r.slug)]
+            and (args.only is None or any(o in r.slug for o in args.only.split(",")))]
     run_rows(ctx, rows, args.redo)
     text = table(ctx, rows)
     (out / "faults.md").write_text(text + "\n")
