@@ -1080,7 +1080,8 @@ def table(ctx: Ctx, rows: list[Row]) -> str:
             continue
         rec = read_json(path)
         n, n_ok = n + 1, n_ok + rec["ok"]
-        cell = lambda s: s.replace("|", "\\|").replace("\n", " ")  # noqa: E731
+        cell = lambda s: (s.replace(f"{ctx.out}/", "").replace("|", "\\|")  # noqa: E731
+                          .replace("\n", " "))  # paths inside OUT are shown relative to it
         outcome = rec["outcome"] if len(rec["outcome"]) <= 300 else rec["outcome"][:297] + "..."
         lines.append(f"| {n} | {cell(rec['fault'])} | {cell(outcome)} | "
                      f"{'yes' if rec['nothing_lost'] else 'NO'} | "
