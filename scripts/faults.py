@@ -800,9 +800,11 @@ def corrupt_summary(ctx):
 
 # --- killed at a random moment, then the same command again
 
-def _kill_and_rerun(ctx, args, ready: Callable[[], bool], sig, window: float, name: str):
+def _kill_and_rerun(ctx, args, ready: Callable[[], bool], sig, window: float, name: str,
+                    probe: Callable[[], str] = lambda: ""):
     """Start ``args``, wait until ``ready()``, wait a random part of ``window`` seconds, send
-    ``sig``; then run ``args`` again. Returns (what was interrupted, rerun result)."""
+    ``sig``; then run ``args`` again. Returns (when it was killed and ``probe()`` just after,
+    rerun result)."""
     rng = random.Random(f"{name}-{sig}")
     proc = ctx.start(*args)
     t0 = time.time()
@@ -815,7 +817,7 @@ def _kill_and_rerun(ctx, args, ready: Callable[[], bool], sig, window: float, na
     else:
         proc.send_signal(sig)
         proc.communicate()
-    return when, ctx.cli(*args)
+    return when + probe(), ctx.cli(*args)
 
 
 def _steps_logged(csv: Path) -> int:
@@ -831,13 +833,14 @@ def _study_killed_in_pretraining(ctx, sig):
     keep = digest([user_file(ctx.dir / "study")])
     args = ["study", "line", "--preset", "tiny", "--out", "study", "--quiet"]
     csv = ctx.dir / "study" / "pretrain_metrics.csv"
-    when, again = _kill_and_rerun(ctx, args, csv.exists, sig, 8.0, "pretrain")
-    rows = _steps_logged(csv)
+    when, again = _kill_and_rerun(
+        ctx, args, csv.exists, sig, 2.0, "pretrain",
+        lambda: f" ({_steps_logged(csv)} of 10 pre-training metric rows written)")
     if again.rc != 0:
         return f"killed {when}; rerun: {cli_outcome(again)[0]}", same_files(keep), False
     same = without_timing(read_json(ctx.dir / "study/summary.json")) == without_timing(
         read_json(ref / "summary.json"))
-    return (f"killed {when} (pre-training, {rows} metric rows); rerun: "
+    return (f"killed {when}; rerun: "
             + ("resumed identical" if same else "summary DIFFERS"), same_files(keep), same)
 
 
@@ -855,13 +858,13 @@ def _fit_killed(ctx, sig):
     ref = ctx.reference("fit", ctx.fit_args("{out}"))
     keep = digest([user_file(ctx.dir / "fit")])
     csv = ctx.dir / "fit" / "fit_metrics.csv"
-    when, again = _kill_and_rerun(ctx, ctx.fit_args("fit"), csv.exists, sig, 4.0, "fit")
-    rows = _steps_logged(csv)
+    when, again = _kill_and_rerun(ctx, ctx.fit_args("fit"), csv.exists, sig, 1.5, "fit",
+                                  lambda: f" ({_steps_logged(csv)} of 6 fit metric rows written)")
     if again.rc != 0:
         return f"killed {when}; rerun: {cli_outcome(again)[0]}", same_files(keep), False
     same = without_timing(read_json(ctx.dir / "fit/fit.json")) == without_timing(
         read_json(ref / "fit.json"))
-    return (f"killed {when} (fit, {rows} metric rows); rerun: "
+    return (f"killed {when}; rerun: "
             + ("resumed identical" if same else "fit.json DIFFERS"), same_files(keep), same)
 
 
@@ -886,7 +889,7 @@ def _sample_killed(ctx, sig):
     if again.rc != 0:
         return f"killed {when}; rerun: {cli_outcome(again)[0]}", same_files(keep), False
     same = old.read_bytes() == ref.read_bytes()
-    return (f"killed {when} (sampling); rerun: " + ("identical file" if same else "file DIFFERS")
+    return (f"killed {when}; rerun: " + ("identical file" if same else "file DIFFERS")
             + (f"; left behind {litter}" if litter else ""), same_files(keep),
             same and not litter)
 
