@@ -224,7 +224,7 @@ def _cmd_study(args) -> int:
     from magan.studies.registry import get_study
 
     study = get_study(args.study)
-    truth = study.space.parse(args.truth) if args.truth else None
+    truth = study.space.parse(args.truth, what="--truth") if args.truth else None
     extra = {}
     if getattr(args, "train_from", None):
         extra["training_simulator"] = study.training_source(args.train_from)
@@ -280,7 +280,7 @@ def _conditions_arg(emu, spec: str | None, n: int | None, seed: int):
     if spec == "random":
         return emu.conditions.sample(np.random.default_rng([seed, 1]), n)
     if "=" in spec:
-        return np.tile(emu.conditions.parse(spec), (n, 1))
+        return np.tile(emu.conditions.parse(spec, what="--conditions"), (n, 1))
     from magan.runtime.io import load_array
 
     return emu.conditions.check(load_array(spec), what=f"--conditions {spec}")

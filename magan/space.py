@@ -219,28 +219,30 @@ class ParameterSpace:
         return self.from_unit(np.full(self.dim, 0.5))
 
     # ------------------------------------------------------------ text forms
-    def parse(self, text: str) -> np.ndarray:
+    def parse(self, text: str, *, what: str = "--params") -> np.ndarray:
         """Parse ``"m=0.1,c=12"`` into a checked vector of shape (P,). Every parameter is
-        required."""
+        required; errors start with ``what`` (the option or argument that gave ``text``)."""
         given: dict[str, float] = {}
         for item in filter(None, (s.strip() for s in text.split(","))):
             if "=" not in item:
                 raise ValueError(
-                    f"Cannot read {item!r}: write parameters as name=value pairs separated by "
-                    f"commas, e.g. "
+                    f"{what}: cannot read {item!r}: write parameters as name=value pairs "
+                    "separated by commas, e.g. "
                     f"{','.join(f'{n}={v:g}' for n, v in zip(self.names, self.center()))}."
                 )
             key, val = (s.strip() for s in item.split("=", 1))
             if key not in self.names:
-                raise ValueError(f"Unknown parameter {key!r}; this space has {list(self.names)}.")
+                raise ValueError(f"{what}: Unknown parameter {key!r}; this space has "
+                                 f"{list(self.names)}.")
             try:
                 given[key] = float(val)
             except ValueError:
-                raise ValueError(f"Parameter {key!r}: {val!r} is not a number.") from None
+                raise ValueError(f"{what}: Parameter {key!r}: {val!r} is not a number.") from None
         missing = [n for n in self.names if n not in given]
         if missing:
-            raise ValueError(f"Missing parameter(s) {missing}; give all of {list(self.names)}.")
-        return self.check([given[n] for n in self.names], what="--params")[0]
+            raise ValueError(f"{what}: Missing parameter(s) {missing}; give all of "
+                             f"{list(self.names)}.")
+        return self.check([given[n] for n in self.names], what=what)[0]
 
     def format(self, values, digits: int | None = None) -> str:
         """Inverse of :meth:`parse` for one point: the shortest exact decimal form of each value

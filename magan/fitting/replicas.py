@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from magan.fitting.checkpoints import PassCheckpoints, pass_settings
 from magan.fitting.features import feature_data
 from magan.fitting.state import init_program, init_state, network_structures
 from magan.fitting.step import StepSpec, fit_step
@@ -84,14 +85,15 @@ def fit_sets(run, sets, start_unit, key, label: str, *, replicas: int | None = N
     """Fit ``replicas`` (default ``run.cfg.replicas``) (G, D) pairs to each image set in ``sets``
     (each (N, H, W, C), physical, all with the same N), starting at ``start_unit``: (P,) for
     all, or (len(sets), P), one start per set. ``conds``: each set's physical conditions (N, K)
-    (default: the targets' ``run.cond`` for every set). Returns G's draws in the unit cube
-    (len(sets) * R, S, P), the metric history and the loop's seconds."""
+    (default: the targets' ``run.cond`` for every set). With ``run.workdir`` the pass is
+    checkpointed and resumed (:mod:`magan.fitting.checkpoints`). Returns G's draws in the unit
+    cube (len(sets) * R, S, P), the metric history and the loop's seconds."""
     cfg, emulator = run.cfg, run.emulator
     p, k_cond, n_targets = emulator.space.dim, emulator.cond_dim, sets[0].shape[0]
     per_set = replicas or cfg.replicas
     n_rep = per_set * len(sets)
-    data, data_cond, data_cond_unit = _device_data(
-        run, sets, [run.cond] * len(sets) if conds is None else conds)
+    conds = [run.cond] * len(sets) if conds is None else conds
+    data, data_cond, data_cond_unit = _device_data(run, sets, conds)
     k_init, k_boot, k_train, k_out = jax.random.split(key, 4)
     start_unit = np.asarray(start_unit, np.float32)
     per_replica = start_unit.ndim == 2
@@ -114,12 +116,20 @@ def fit_sets(run, sets, start_unit, key, label: str, *, replicas: int | None = N
                                             cond_dev, boot, pe, fdata)
 
     watch = run.watch or Watch()
-    # the target pass's rows are fit_metrics.csv, the reference pass's fit_reference_metrics.csv
-    with watch.stream("fit" if label == "fitting" else "fit_reference") as on_row:
-        out = run_loop(advance, state, total=cfg.steps,
-                       summarise=_summarise(run, use_features, per_set),
-                       sync_every=cfg.log_every, desc=label, progress=run.progress,
-                       postfix=_postfix(emulator.space, use_features), on_row=on_row)
+    ckpt = PassCheckpoints(run.workdir, label, None if run.workdir is None else pass_settings(
+        run, sets, start_unit, label, per_set=per_set, conds=conds), total=cfg.steps)
+    try:
+        start, state, history = ckpt.resume(state)
+        # the target pass's rows are fit_metrics.csv, the reference pass's
+        # fit_reference_metrics.csv
+        with watch.stream("fit" if label == "fitting" else "fit_reference", history) as on_row:
+            out = run_loop(advance, state, total=cfg.steps, start=start, history=history,
+                           summarise=_summarise(run, use_features, per_set),
+                           sync_every=cfg.log_every, desc=label, progress=run.progress,
+                           postfix=_postfix(emulator.space, use_features), on_row=on_row,
+                           on_sync=ckpt.on_sync)
+    finally:
+        ckpt.close()
     return _draws(cfg, gg, out.state["g_avg"], k_out, n_rep), out.history, out.total_s
 
 

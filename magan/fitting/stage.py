@@ -29,6 +29,7 @@ With the simulator given, every fit also runs the closure check
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ from magan.runtime.cache import use_compilation_cache
 from magan.runtime.io import atomic_write_json, write_metrics
 from magan.runtime.metrics import Watch
 from magan.runtime.progress import phase
+from magan.runtime.rundir import folder_lock, output_folder
 
 __all__ = ["fit", "fit_many"]
 
@@ -82,7 +84,11 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         the compiled step is cached per function.
       workdir: if given, ``fit_metrics.csv`` (a row appended and flushed every ``log_every``
         steps, readable while the fit runs; ``fit_reference_metrics.csv`` for a reference
-        pass) and ``fit.json`` are written there.
+        pass) and ``fit.json`` are written there, and each pass is checkpointed in
+        ``workdir/checkpoints/fit/`` every half minute or so: the same call after an
+        interruption resumes it, to the identical result (:mod:`magan.fitting.checkpoints`;
+        a checkpoint of a fit with other settings is refused, naming them). The folder is
+        created, checked to take files and locked (``workdir/.magan.lock``) for the fit.
       progress: show a progress bar (``None``: unless MAGAN_QUIET is set).
       callbacks: a function ``f(stage, row)`` or a list of them, called with ``"fit"`` (or
         ``"fit_reference"``) and each metric row as it comes (:mod:`magan.runtime.metrics`).
@@ -98,23 +104,33 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
     t0 = time.perf_counter()
     watch = Watch.of(workdir, callbacks, tensorboard)
     run = _Fit(emulator, cfg, cond, _summaries(emulator, cfg, features), simulator, seed,
-               progress, watch)
-    try:
-        [result] = _fit_runs([run], [targets], t0)
-    finally:
-        watch.close()
-    warn_about(result.diagnostics, stacklevel=2)
-    if workdir is not None:
-        write_metrics(workdir, "fit", result.history)
-        if result.reference_history:
-            write_metrics(workdir, "fit_reference", result.reference_history)
-        atomic_write_json(f"{workdir}/fit.json", result.to_dict())
+               progress, watch, workdir)
+    with _owned(workdir):
+        try:
+            [result] = _fit_runs([run], [targets], t0)
+        finally:
+            watch.close()
+        warn_about(result.diagnostics, stacklevel=2)
+        if workdir is not None:
+            write_metrics(workdir, "fit", result.history)
+            if result.reference_history:
+                write_metrics(workdir, "fit_reference", result.reference_history)
+            atomic_write_json(f"{workdir}/fit.json", result.to_dict())
     return result
+
+
+def _owned(workdir):
+    """A context holding ``workdir`` for the fit (None: nothing): created and checked to take
+    files before any work, locked against a second run (re-entrant: a study or ``magan fit``
+    holding its run folder may fit into it); see :mod:`magan.runtime.rundir`."""
+    if workdir is None:
+        return contextlib.nullcontext()
+    return folder_lock(output_folder(workdir, "workdir"), "workdir")
 
 
 def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *, seed: int = 0,
              target_conditions=None, simulator=None, features=None, warn: bool = True,
-             progress: bool | None = None, callbacks=None) -> list[FitResult]:
+             progress: bool | None = None, callbacks=None, workdir=None) -> list[FitResult]:
     """Fit T target sets in one pass sequence: one compiled program fits all T sets (T * R
     replicas), and one more (when the bias reference needs a second pass) fits all their
     reference sets; then each set gets its own :class:`FitResult`, as :func:`fit` makes it.
@@ -136,6 +152,9 @@ def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *
       seed: the program's random key; set t's reference sets are simulated from the streams of
         ``seed + t`` (so set t's reference images are those of ``fit(..., seed=seed + t)``).
       warn: issue each set's warnings (:class:`~magan.fitting.diagnostics.FitWarning`).
+      workdir: if given, each pass is checkpointed in ``workdir/checkpoints/fit/`` (and the
+        folder locked) as for :func:`fit`, so that the same call after an interruption resumes
+        to the identical results; nothing else is written there.
     Returns:
       T results (:class:`FitResult`) in physical units, in the order of ``target_sets``. Each
       carries the program's metric history (its ``mean_*`` columns follow set 0) and timing.
@@ -158,9 +177,10 @@ def fit_many(emulator: Emulator, target_sets, config: FitConfig | None = None, *
     cfg = checked[0][0]
     used = _summaries(emulator, cfg, features)
     watch = Watch.of(callbacks=callbacks)
-    runs = [_Fit(emulator, cfg, cond, used, simulator, seed + t, progress, watch)
+    runs = [_Fit(emulator, cfg, cond, used, simulator, seed + t, progress, watch, workdir)
             for t, (_, _, cond) in enumerate(checked)]
-    results = _fit_runs(runs, [c[1] for c in checked], t0)
+    with _owned(workdir):
+        results = _fit_runs(runs, [c[1] for c in checked], t0)
     for result in results if warn else ():
         warn_about(result.diagnostics, stacklevel=2)
     return results
@@ -243,6 +263,7 @@ class _Fit:
     seed: int
     progress: bool | None
     watch: Watch | None = None
+    workdir: object = None
 
     def start_of(self, images) -> np.ndarray:
         """G's starting point (P,) in the unit cube for images at the targets' conditions."""

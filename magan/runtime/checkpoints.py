@@ -73,6 +73,27 @@ def _jsonable(obj):
                                  else str(o)))
 
 
+def _check_room(directory: Path, step: int, state) -> None:
+    """Raise an OSError (ENOSPC) naming ``directory`` and the fix when the disk, or the
+    process's file size limit, cannot take the checkpoint of ``state`` (orbax would fail part-way
+    with a screenful of its threads' tracebacks)."""
+    import errno
+    import resource
+    import shutil
+
+    need = sum(int(getattr(a, "nbytes", 0)) for a in jax.tree.leaves(state)) + (1 << 20)
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    free = shutil.disk_usage(directory).free
+    if free < need or (limit != resource.RLIM_INFINITY and limit < need):
+        size = lambda n: f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"  # noqa: E731
+        room = (f"{size(free)} free on its disk" if free < need
+                else f"files limited to {size(limit)} (ulimit -f)")
+        raise OSError(errno.ENOSPC, f"no room for the checkpoint of step {step} ({size(need)}; "
+                      f"{room}): free some space, or write elsewhere. The earlier "
+                      "checkpoints are kept: the same command resumes from the latest",
+                      str(directory))
+
+
 class RunCheckpoints:
     """The checkpoints of one stage (e.g. ``"pretrain"``) of a run in ``workdir``.
 
@@ -97,11 +118,22 @@ class RunCheckpoints:
         return self.manager.latest_step()
 
     def save(self, step: int, state, record: dict) -> None:
-        """Write checkpoint ``step`` (blocking; the state is copied to the host first)."""
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            record=ocp.args.JsonSave(_jsonable({"settings": self.settings, **record}))))
-        self.manager.wait_until_finished()
+        """Write checkpoint ``step`` (blocking; the state is copied to the host first). An
+        OSError naming the folder and the fix when it cannot be written (a full disk); the
+        earlier checkpoints are kept."""
+        _check_room(self.directory, step, state)
+        try:
+            self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state),
+                record=ocp.args.JsonSave(_jsonable({"settings": self.settings, **record}))))
+            self.manager.wait_until_finished()
+        except Exception as err:  # noqa: BLE001 - orbax's and tensorstore's errors, whatever kind
+            said = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise OSError(getattr(err, "errno", None), f"the checkpoint of step {step} could "
+                          f"not be written ({type(err).__name__}: {said}); the disk may be full "
+                          "(or a file size limit reached): free some space, or write elsewhere. "
+                          "The earlier checkpoints are kept: the same command resumes from the "
+                          "latest", str(self.directory)) from err
         from magan.runtime.io import atomic_write_json
 
         step_dir = self.directory / str(step)

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,14 @@ def _replacing(path: Path):
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        # a write that stopped short names no file (numpy: "N requested and M written";
+        # a file size limit: "File too large"): say which, and what to do
+        raise OSError(err.errno, f"could not be written ({err.strerror or err}); the disk may "
+                      "be full (or a file size limit reached): free some space, or write "
+                      "elsewhere. Nothing was written under this name", str(path)) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -137,37 +146,56 @@ def _pick_key(path: Path, names: list[str], key: str, kind: str, placeholder: st
     """The member of a multi-array file to read: ``key``, or the only one there is."""
     if not key:
         if len(names) != 1:
-            raise ValueError(f"{path} holds {kind}s {names}; name one as {path}:{placeholder}.")
+            raise _NoSuchMember(f"{path} holds {kind}s {names}; name one as {path}:{placeholder}.")
         return names[0]
     if key not in names:
-        raise ValueError(f"{path} has no {kind} {key!r}; it holds {names}.")
+        raise _NoSuchMember(f"{path} has no {kind} {key!r}; it holds {names}.")
     return key
 
 
 def load_array(spec: str) -> np.ndarray:
     """Load images from ``FILE.npy``, ``FILE.npz[:KEY]`` or ``FILE.h5[:DATASET]``.
 
-    Raises ``FileNotFoundError``/``ValueError`` naming the file, the key and what is available.
+    Raises ``FileNotFoundError``/``ValueError`` naming the file, the key and what is available;
+    a file that cannot be read (truncated, not of its suffix's format, an object array) is a
+    ValueError naming the file and how to write one that can.
     """
     path_str, _, key = spec.partition(":") if not os.path.exists(spec) else (spec, "", "")
     path = Path(path_str)
     if not path.exists():
         raise FileNotFoundError(f"Data file {str(path)!r} does not exist.")
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz", ".h5", ".hdf5"):
+        raise ValueError(f"Cannot read {path}: use .npy, .npz or .h5/.hdf5.")
+    try:
+        return _read_array(path, suffix, key)
+    except (_NoSuchMember, IsADirectoryError, PermissionError):
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        said = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} cannot be read as a {suffix} file ({said}): it is truncated, "
+                         f"damaged or not a {suffix} file. Write images with numpy.save(path, "
+                         "images) (a float array (N, H, W, C), not an object array), "
+                         "numpy.savez or h5py.") from None
+
+
+class _NoSuchMember(ValueError):
+    """A multi-array file without the member asked for (the message names what it holds)."""
+
+
+def _read_array(path: Path, suffix: str, key: str) -> np.ndarray:
     if suffix == ".npy":
         return np.load(path, allow_pickle=False)
     if suffix == ".npz":
         with np.load(path, allow_pickle=False) as z:
             return z[_pick_key(path, list(z.keys()), key, "array", "KEY")]
-    if suffix in (".h5", ".hdf5"):
-        import h5py
+    import h5py
 
-        with h5py.File(path, "r") as f:
-            datasets: list[str] = []
-            f.visititems(lambda name, obj: datasets.append(name)
-                         if isinstance(obj, h5py.Dataset) else None)  # nested paths too
-            return np.asarray(f[_pick_key(path, datasets, key.strip("/"), "dataset", "DATASET")])
-    raise ValueError(f"Cannot read {path}: use .npy, .npz or .h5/.hdf5.")
+    with h5py.File(path, "r") as f:
+        datasets: list[str] = []
+        f.visititems(lambda name, obj: datasets.append(name)
+                     if isinstance(obj, h5py.Dataset) else None)  # nested paths too
+        return np.asarray(f[_pick_key(path, datasets, key.strip("/"), "dataset", "DATASET")])
 
 
 # ------------------------------------------------------------------------- CaloChallenge HDF5

@@ -126,8 +126,10 @@ def _owner(path: Path) -> tuple[str, dict | None] | None:
             try:
                 return read(json.loads((path / name).read_text()))
             except (ValueError, AttributeError):
-                raise ValueError(f"{path / name} cannot be read; it is not a magan run's "
-                                 "record. Give another --out, or move it away.") from None
+                raise ValueError(f"{path / name} cannot be read: it is damaged, or not a magan "
+                                 "run's record. Give another --out, or move that file away (a "
+                                 "damaged record of this run: delete it, and the same command "
+                                 "runs into the folder again).") from None
     return ("fit", None) if (path / "fit.json").is_file() else None
 
 

@@ -65,7 +65,8 @@ def closure_check(simulator: Simulator, space: ParameterSpace, params, target_im
 
     Args:
       params: (P,) one fitted point, or (K, P) fitted samples (one simulated image per row,
-        cycled), physical units.
+        cycled), physical units. Points outside the parameter box (a bias-corrected mean can
+        land there) are simulated at the nearest point of the box, and the result says so.
       target_images: (N, H, W, C).
       n: images to simulate (default: as many as targets).
       features: optional ``f(images) -> (N, F)`` high-level features.
@@ -74,10 +75,13 @@ def closure_check(simulator: Simulator, space: ParameterSpace, params, target_im
         ``features`` is called on sets in that same event order.
     Returns:
       ``{"fit": distances(sim at fit, targets), "floor": distances(sim at fit, second sim at fit),
-      "feature_pulls": {...}}``.
+      "feature_pulls": {...}}``, and ``"clipped_into_box": True`` when some point lay outside
+      the box.
     """
     rng = np.random.default_rng(seed)
-    pts = space.check(params, what="closure params")
+    raw = np.asarray(params, np.float64)
+    inside = np.clip(raw, space.low, space.high) if raw.shape[-1:] == (space.dim,) else raw
+    pts = space.check(inside, what="closure params")
     n = int(n or len(target_images))
     rows = pts[np.arange(n) % len(pts)]
     cond = None
@@ -90,6 +94,8 @@ def closure_check(simulator: Simulator, space: ParameterSpace, params, target_im
     sim_b = simulator.simulate(rng, rows, space, conditions=cond)
     out = {"n_simulated": n, "fit": image_set_distance(sim_a, target_images),
            "floor": image_set_distance(sim_b, sim_a)}
+    if not np.array_equal(inside, raw, equal_nan=True):
+        out["clipped_into_box"] = True
     if features is not None:
         fa, ft = features(sim_a), features(np.asarray(target_images))
         names = feature_names or [f"f{i}" for i in range(fa.shape[1])]

@@ -118,3 +118,27 @@ def test_other_settings_and_damaged_checkpoints_are_refused(tmp_path):
     with np.load(weights) as z:  # the same run as the first, from step 0
         for k in z.files:
             np.testing.assert_array_equal(z[k], before[k], err_msg=k)
+
+
+def test_a_checkpoint_without_room_is_refused_before_orbax_and_keeps_the_earlier(tmp_path,
+                                                                                 monkeypatch):
+    """A full disk (here: a file size limit) is one OSError naming the folder and the fix,
+    raised before orbax starts writing; the earlier checkpoint stays the one a rerun resumes."""
+    import errno
+    import resource
+
+    import jax.numpy as jnp
+
+    from magan.runtime.checkpoints import RunCheckpoints
+
+    state = {"w": jnp.ones((64, 64)), "step": jnp.zeros((), jnp.int32)}
+    ckpt = RunCheckpoints(tmp_path, "stage", {"seed": 0})
+    ckpt.save(1, state, {"history": []})
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (40_000, 40_000))
+    with pytest.raises(OSError, match="no room for the checkpoint of step 2 .*files limited to "
+                                      r"40 kB \(ulimit -f\)") as err:
+        ckpt.save(2, state, {"history": []})
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(ckpt.directory)
+    monkeypatch.undo()
+    assert ckpt.restore(state)[0] == 1
+    ckpt.close()

@@ -33,6 +33,20 @@ def test_closure_at_truth_is_at_the_floor_and_off_truth_is_not():
     assert abs(bad["feature_pulls"]["f4"]) > 5 * abs(good["feature_pulls"]["f4"])
 
 
+def test_closure_outside_the_box_is_simulated_at_its_edge_and_says_so():
+    """A bias-corrected mean can land just outside the box; the closure then runs at the
+    nearest point inside (the simulator refuses points outside) and flags it."""
+    sim = line_simulator()
+    edge = np.array([0.5, 12.0, 4.0, 9.0])  # m's upper bound
+    targets = sim.simulate(np.random.default_rng(1), np.tile(edge, (20, 1)))
+    outside = closure_check(sim, LINE_SPACE, edge + [0.01, 0, 0, 0], targets, seed=2)
+    assert outside["clipped_into_box"] is True
+    assert outside["fit"] == closure_check(sim, LINE_SPACE, edge, targets, seed=2)["fit"]
+    assert "clipped_into_box" not in closure_check(sim, LINE_SPACE, edge, targets, seed=2)
+    with pytest.raises(ValueError, match="closure params"):
+        closure_check(sim, LINE_SPACE, [np.nan, 12.0, 4.0, 9.0], targets)
+
+
 def test_image_set_distance_keys():
     x = np.ones((4, 3, 3, 1))
     d = image_set_distance(x, x)
@@ -102,3 +116,42 @@ def test_atomic_write_to_a_folder_is_refused_naming_it(tmp_path):
     with pytest.raises(IsADirectoryError, match="is a folder, not a file") as err:
         atomic_write_json(tmp_path / "out.npy", {})
     assert err.value.filename == str(tmp_path / "out.npy")
+
+
+def test_a_write_cut_short_names_the_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    """A full disk makes numpy stop short with an OSError naming no file ("N requested and M
+    written"); the error says which file and what to do, and the earlier file is kept."""
+    from magan.runtime.io import atomic_save_npy
+
+    old = tmp_path / "images.npy"
+    old.write_bytes(b"an earlier output")
+
+    def short_write(f, array):
+        raise OSError("3920000 requested and 262112 written")
+
+    monkeypatch.setattr(np, "save", short_write)
+    with pytest.raises(OSError, match="could not be written .*disk may be full") as err:
+        atomic_save_npy(old, np.zeros(3))
+    assert err.value.filename == str(old)
+    assert old.read_bytes() == b"an earlier output"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images.npy"]  # no temporary left
+
+
+def test_load_array_names_a_file_it_cannot_read(tmp_path):
+    """A truncated .npy, a text file named .npy, an object array, a damaged .npz or .h5: one
+    ValueError naming the file and how to write one that can be read."""
+    x = np.zeros((4, 3, 3, 1), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    raw = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(raw[:len(raw) // 2])
+    (tmp_path / "text.npy").write_text("1,2,3\n")
+    np.save(tmp_path / "obj.npy", np.array([x, "a"], dtype=object), allow_pickle=True)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    (tmp_path / "bad.h5").write_bytes(b"not hdf5")
+    for name in ("cut.npy", "text.npy", "obj.npy", "bad.npz", "bad.h5"):
+        with pytest.raises(ValueError, match=f"{tmp_path / name} cannot be read as a "
+                                             r"\.(npy|npz|h5) file .*numpy\.save"):
+            load_array(str(tmp_path / name))
+    np.savez(tmp_path / "two.npz", a=x, b=x)
+    with pytest.raises(ValueError, match=r"holds arrays \['a', 'b'\]; name one"):
+        load_array(str(tmp_path / "two.npz"))
