@@ -198,6 +198,23 @@ def test_readme_cache_table_equals_the_measurements_in_speed_md():
         phrase = f"| {label} ({len(walls)} runs) | {min(walls):.1f}-{max(walls):.1f} s |"
         assert phrase in text, f"README.md should say {phrase!r} (docs/speed.md)"
 
+
+def test_readme_fault_table_equals_docs_faults_md():
+    """Each README row 'a-b | k of n' counts docs/faults.md's rows a..b and their ok verdicts."""
+    verdicts = dict(re.findall(r"^\| (\d+) \|.*\| (ok|FAIL) \|$",
+                               (ROOT / "docs/faults.md").read_text(), re.M))
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"\| (\d+)-(\d+) \| (\d+) of (\d+) \|", readme)
+    assert rows, "README.md's fault table is not found"
+    covered = []
+    for a, b, k, n in rows:
+        ids = [str(i) for i in range(int(a), int(b) + 1)]
+        assert all(i in verdicts for i in ids), f"docs/faults.md lacks rows {a}-{b}"
+        assert (int(k), int(n)) == (sum(verdicts[i] == "ok" for i in ids), len(ids)), (a, b)
+        covered += ids
+    assert sorted(covered, key=int) == sorted(verdicts, key=int), "README misses fault rows"
+    assert f"sends {len(verdicts)} bad inputs" in " ".join(readme.split())
+
 # ------------------------------------------------------------------------------ commands
 def _code(rel: str) -> list[str]:
     """Command lines of a Markdown file: lines of fenced blocks and `inline spans`."""

@@ -69,6 +69,7 @@ def test_fit_metrics_as_they_come_and_the_same_result(tmp_path, tiny_line_emulat
                         callbacks=lambda stage, row: seen.append((stage, row, _csv_rows(csv))))
     plain = magan.fit(tiny_line_emulator, x, cfg, seed=1, progress=False)
     np.testing.assert_array_equal(watched.samples, plain.samples)
+    assert (tmp_path / "fit" / "corner.png").stat().st_size > 0  # fit(workdir) draws its corner
     assert [(stage, row["step"], rows) for stage, row, rows in seen] == [("fit", 10, 1),
                                                                          ("fit", 20, 2)]
     assert [row for _, row, _ in seen] == watched.history

@@ -32,8 +32,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -69,11 +71,14 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
       config: a :class:`~magan.FitConfig`; ``None`` means the ``default`` preset.
       seed: the same seed gives the same result on the same machine.
       simulator: the black-box simulator, optional. When given (and ``config.bias_correction``),
-        the fit also runs on a reference set that the simulator makes at a known point (the
-        starting point, or with ``config.bias_reference = "fit"`` the uncorrected fit); the
-        fit's error there estimates the bias that the emulator's imperfections put into the fit,
-        and it is subtracted (parametric-bootstrap bias correction). Its spread is added to the
-        reported uncertainty.
+        the fit also runs on reference sets that the simulator makes at known points: by
+        default (``config.bias_reference = "around"``) 8 sets scattered around the uncorrected
+        fit, fitted in a second pass; the fits' mean error there estimates the bias that the
+        emulator's imperfections put into the fit, and it is subtracted (parametric-bootstrap
+        bias correction); the scatter of their errors is the reported uncertainty, the
+        emulator's systematic error near the fit included. ``"start"`` (one set at the starting
+        point, beside the targets) and ``"fit"`` (one set at the uncorrected fit) add only that
+        set's spread to the statistical uncertainty.
       features: optional ``features(images, conditions) -> (B, F)`` written with ``jax.numpy``
         (physical images, physical conditions or ``None``), high-level features such as the
         ones pre-training used. With ``config.feature_weight > 0`` G's loss adds the energy
@@ -84,7 +89,8 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
         the compiled step is cached per function.
       workdir: if given, ``fit_metrics.csv`` (a row appended and flushed every ``log_every``
         steps, readable while the fit runs; ``fit_reference_metrics.csv`` for a reference
-        pass) and ``fit.json`` are written there, and each pass is checkpointed in
+        pass), ``fit.json`` and ``corner.png`` (the draws' joint distribution) are written
+        there, and each pass is checkpointed in
         ``workdir/checkpoints/fit/`` every half minute or so: the same call after an
         interruption resumes it, to the identical result (:mod:`magan.fitting.checkpoints`;
         a checkpoint of a fit with other settings is refused, naming them). The folder is
@@ -116,7 +122,20 @@ def fit(emulator: Emulator, target_images, config: FitConfig | None = None, *, s
             if result.reference_history:
                 write_metrics(workdir, "fit_reference", result.reference_history)
             atomic_write_json(f"{workdir}/fit.json", result.to_dict())
+            _corner(result, workdir)
     return result
+
+
+def _corner(result: FitResult, workdir) -> None:
+    """``workdir/corner.png`` of the fit's draws (skipped, with a warning, when they cannot be
+    drawn, e.g. fewer than two finite draws)."""
+    from magan.runtime.plots import plot_corner
+
+    try:
+        plot_corner(result.names, result.samples, Path(workdir) / "corner.png",
+                    units=result.units)
+    except ValueError as err:
+        warnings.warn(f"fit: corner.png not written: {err}", stacklevel=3)
 
 
 def _owned(workdir):
