@@ -76,6 +76,7 @@ class PretrainConfig:
     energy_weight: float = 10.0  # weight of the energy score of E's samples vs the simulator's
     feature_weight: float = 0.0  # weight of the energy score of high-level features (if given)
     feature_marginal_weight: float = 0.0  # weight of the sum over features of 1-D energy scores
+    pixel_marginal_weight: float = 0.0  # weight of the sum over pixels of 1-D energy scores (CRPS)
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     # the runtime (results do not depend on these, except on_nonfinite="drop")
     prefetch: int = 4  # batches each background simulator thread keeps ready
@@ -97,7 +98,8 @@ class PretrainConfig:
             ("lr_emulator lr_siamese", _finite_positive, "a finite number > 0"),
             ("beta1 beta2 ema_decay", _fraction, "in [0, 1)"),
             ("r1_gamma aux_weight adversarial_weight energy_weight feature_weight "
-             "feature_marginal_weight", _finite_at_least_0, "a finite number >= 0"),
+             "feature_marginal_weight pixel_marginal_weight", _finite_at_least_0,
+             "a finite number >= 0"),
             ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),
             ("compute_dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
             ("on_nonfinite", lambda v: v in ("stop", "drop"), "'stop' or 'drop'"),

@@ -22,7 +22,7 @@ from magan.config import FitConfig, PretrainConfig
 from magan.nn.build import cast_floats, emulate, network_dtype
 
 __all__ = ["PairBatch", "EmulatorGraphs", "lazy_r1", "siamese_loss", "emulator_loss",
-           "energy_score", "discriminator_loss", "feature_energy_distance"]
+           "energy_score", "marginal_energy_score", "discriminator_loss", "feature_energy_distance"]
 
 
 class PairBatch(NamedTuple):
@@ -103,13 +103,30 @@ def energy_score(e1, e2, x1, x2):
     return jnp.mean(cross - 0.5 * norm(e1, e2))
 
 
+def marginal_energy_score(e1, e2, x1, x2):
+    """The sum over every coordinate (pixel) of its own 1-D energy score (its CRPS), averaged over
+    the batch; arrays as :func:`energy_score`'s.
+
+    The joint :func:`energy_score` of a whole image barely feels a wrong spread of a few pixels:
+    ``||e - x||`` is dominated by the noise of every other pixel. Each pixel's CRPS ``E|e - x| -
+    1/2 E|e - e'|`` is minimised only when that pixel's distribution at the point equals the
+    simulator's, so a line that jitters in position (a too-wide spread at its edges) or a too-wide
+    spread of the background costs here in full, whatever the image size.
+    """
+    def dist(a, b):
+        return jnp.sum(jnp.abs(a - b).reshape(a.shape[0], -1), axis=1)
+
+    cross = 0.25 * (dist(e1, x1) + dist(e1, x2) + dist(e2, x1) + dist(e2, x2))
+    return jnp.mean(cross - 0.5 * dist(e1, e2))
+
+
 def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, key,
                   cfg: PretrainConfig, *, n_params: int, features: Callable | None = None):
     """E's loss: fool S on (x1, E(unit)) pairs (weight ``cfg.adversarial_weight``), let S's
     regression head read the parameters back (``cfg.aux_weight``), the energy score of two
     emulations against (x1, x2) in the networks' space (``cfg.energy_weight``, if > 0) and of
     their high-level features (``cfg.feature_weight`` / ``cfg.feature_marginal_weight``, when
-    ``features`` is given).
+    ``features`` is given), and the per-pixel energy scores (``cfg.pixel_marginal_weight``).
 
     The first ``n_params`` columns of ``batch.unit`` are the parameters. ``features(x_net,
     cond_phys) -> (B, F)`` maps network-space images to standardised physical features. With
@@ -136,12 +153,16 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     loss = cfg.adversarial_weight * adv + cfg.aux_weight * aux
     use_features = features is not None and (cfg.feature_weight > 0
                                               or cfg.feature_marginal_weight > 0)
-    if cfg.energy_weight > 0 or use_features:
+    if cfg.energy_weight > 0 or cfg.pixel_marginal_weight > 0 or use_features:
         fake2 = emulate(graphs.e, params_e, unit, k2, dtype)
     if cfg.energy_weight > 0:
         es = energy_score(fake, fake2, x1, x2)
         metrics["energy_score"] = es
         loss = loss + cfg.energy_weight * es
+    if cfg.pixel_marginal_weight > 0:
+        ps = marginal_energy_score(fake, fake2, x1, x2)
+        metrics["pixel_marginal_score"] = ps
+        loss = loss + cfg.pixel_marginal_weight * ps
     if use_features:
         feats = [features(x, batch.cond_phys) for x in (fake, fake2, x1, x2)]
         fs = energy_score(*feats)
