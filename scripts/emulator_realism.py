@@ -110,13 +110,14 @@ def main():
         workdir = Path(args.save) / key  # checkpoints and metrics as it goes: resumable
         if (workdir / "emulator").exists():
             emu = magan.load_emulator(workdir / "emulator")
-            wall = emu.info["pretrain"]["total_s"]
+            wall = emu.info["pretrain"]["timing"]["total_s"]  # inside train_emulator
         else:
             t0 = time.perf_counter()
             emu = magan.train_emulator(sim, LINE_SPACE, cfg, seed=args.seed, progress=False,
                                        features=line_fit_features, workdir=workdir)
             wall = time.perf_counter() - t0
-        r = {"overrides": text, "steps": cfg.steps, "wall_s": wall, **realism(emu, sim, args.seed)}
+        r = results.get(key) or {"overrides": text, "steps": cfg.steps, "wall_s": wall,
+                                 **realism(emu, sim, args.seed)}
         if args.fit:
             r["fit"] = fit_error(emu, sim, args.seed)
         fkey = f"floor@seed{args.seed}"
