@@ -172,6 +172,10 @@ class ParameterSpace:
             lin = np.where(self._log, log, lin)
         return lin
 
+    def clip(self, values) -> np.ndarray:
+        """Physical values (..., P) moved to the nearest point of the box (NaN stays NaN)."""
+        return np.clip(values, self.low, self.high)
+
     def _log_bounds(self):
         return np.where(self._log, self.low, 1.0), np.where(self._log, self.high, np.e)
 

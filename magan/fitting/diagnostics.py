@@ -277,7 +277,7 @@ def fit_closure(simulator, space, mean, cov, targets, describe, conditions=None,
         x = simulator.simulate(rng, np.tile(at, (n, 1)), space, conditions=cond)
         return np.asarray(describe(x, cond), np.float64).mean(axis=0)
 
-    at = np.clip(np.asarray(mean, np.float64), space.low, space.high)
+    at = space.clip(np.asarray(mean, np.float64))
     draws = np.clip(rng.multivariate_normal(at, np.atleast_2d(cov), LIMITS.closure_draws,
                                             method="eigh"), space.low, space.high)
     f_targets = np.asarray(describe(targets, conditions), np.float64)

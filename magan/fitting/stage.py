@@ -289,7 +289,7 @@ class _Fit:
         space = self.emulator.space
         if self.cfg.init != "regressor":
             return np.full(space.dim, 0.5, np.float32)
-        est = np.clip(self.emulator.estimate(images, self.cond), space.low, space.high)
+        est = space.clip(self.emulator.estimate(images, self.cond))
         return np.clip(space.to_unit(est).mean(axis=0), 0.02, 0.98).astype(np.float32)
 
     def simulate_reference(self, at, n: int, stream: tuple = ()) -> np.ndarray:
@@ -352,7 +352,7 @@ def _reference_at_fit(runs: list, targets, starts, correct: bool):
     if not correct:
         return units, [None] * t_n, [None] * t_n, (history, []), loop_s
     space = runs[0].emulator.space
-    ref_ats = [np.clip(raw.mean(axis=0), space.low, space.high)
+    ref_ats = [space.clip(raw.mean(axis=0))
                for raw in _fitted_points(runs, units)]
     refs = [run.simulate_reference(at, x.shape[0]) for run, at, x in zip(runs, ref_ats, targets)]
     ref_starts = [run.start_of(ref) for run, ref in zip(runs, refs)]
@@ -372,7 +372,7 @@ def _points_around(run, raw) -> np.ndarray:
     scale = np.maximum(2.0 * raw.std(axis=0), 0.01 * space.width)
     offsets = np.random.default_rng([run.seed, 11]).normal(size=(k, space.dim)) * scale
     offsets[0] = 0.0
-    return np.clip(raw.mean(axis=0) + offsets, space.low, space.high)
+    return space.clip(raw.mean(axis=0) + offsets)
 
 
 def _references_around_fit(runs: list, targets, starts, correct: bool):

@@ -28,7 +28,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from magan.runtime.io import file_sha256
+from magan.runtime.io import file_sha256, first_line
 
 __all__ = ["RunCheckpoints"]
 
@@ -128,7 +128,7 @@ class RunCheckpoints:
                 record=ocp.args.JsonSave(_jsonable({"settings": self.settings, **record}))))
             self.manager.wait_until_finished()
         except Exception as err:  # noqa: BLE001 - orbax's and tensorstore's errors, whatever kind
-            said = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            said = first_line(err)[:300]
             raise OSError(getattr(err, "errno", None), f"the checkpoint of step {step} could "
                           f"not be written ({type(err).__name__}: {said}); the disk may be full "
                           "(or a file size limit reached): free some space, or write elsewhere. "

@@ -153,6 +153,12 @@ def _pick_key(path: Path, names: list[str], key: str, kind: str, placeholder: st
     return key
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), to quote
+    another library's error inside one of magan's."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def load_array(spec: str) -> np.ndarray:
     """Load images from ``FILE.npy``, ``FILE.npz[:KEY]`` or ``FILE.h5[:DATASET]``.
 
@@ -172,7 +178,7 @@ def load_array(spec: str) -> np.ndarray:
     except (_NoSuchMember, IsADirectoryError, PermissionError):
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
-        said = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        said = first_line(err)
         raise ValueError(f"{path} cannot be read as a {suffix} file ({said}): it is truncated, "
                          f"damaged or not a {suffix} file. Write images with numpy.save(path, "
                          "images) (a float array (N, H, W, C), not an object array), "

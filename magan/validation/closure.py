@@ -80,7 +80,7 @@ def closure_check(simulator: Simulator, space: ParameterSpace, params, target_im
     """
     rng = np.random.default_rng(seed)
     raw = np.asarray(params, np.float64)
-    inside = np.clip(raw, space.low, space.high) if raw.shape[-1:] == (space.dim,) else raw
+    inside = space.clip(raw) if raw.shape[-1:] == (space.dim,) else raw
     pts = space.check(inside, what="closure params")
     n = int(n or len(target_images))
     rows = pts[np.arange(n) % len(pts)]

@@ -189,7 +189,7 @@ def _test_beam(simulator, truth, cfg: CalorimeterStudyConfig, seed: int):
 def _closure(simulator, result, targets, cond, seed: int) -> dict:
     """The closure check at the fitted mean; the bias-corrected mean may step outside the box, so
     the simulator is run at the nearest point inside it."""
-    closure_at = np.clip(result.mean, CALO_SPACE.low, CALO_SPACE.high)
+    closure_at = CALO_SPACE.clip(result.mean)
     return closure_check(simulator, CALO_SPACE, closure_at, targets, seed=seed + 3,
                          target_conditions=cond, feature_names=FEATURE_NAMES,
                          features=lambda x: features_numpy(x, cond))
