@@ -41,7 +41,8 @@ def tiny_run(tmp_path_factory):
 def test_study_line_writes_a_complete_run_folder(tiny_run):
     for name in ("config.json", "summary.json", "quality.json", "fit.json",
                  "pretrain_metrics.csv", "fit_metrics.csv", "losses.png", "samples.png", "fit.png",
-                 "emulator/emulator.json", "emulator/weights.npz"):
+                 "emulator/emulator.json", "emulator/weights.npz", "corner.png",
+                 "checkpoints/fit/0-targets"):  # the study's fit resumes from its checkpoints
         assert (tiny_run / name).exists(), name
     s = json.loads((tiny_run / "summary.json").read_text())
     assert s["truth"] == {"m": 0.1, "c": 10.0, "x0": 3.0, "xsteps": 8.0}

@@ -128,44 +128,51 @@ def test_a_checkpoint_of_another_seed_is_refused(emulator, targets, tmp_path):
     assert _steps(tmp_path, "0-targets") == [5]  # kept
 
 
-def _summary_without_timings(out: Path) -> dict:
-    summary = json.loads((out / "summary.json").read_text())
-    for key in ("timings_s", "pretrain_timing", "fit_timing"):
-        summary.pop(key)
-    return summary
+_KILLED_FIT = """
+import sys, time
+from pathlib import Path
+import numpy as np
+import magan, magan.fitting.checkpoints
+from magan.config import replace
+from magan.studies.line.simulator import line_simulator
+magan.fitting.checkpoints.EVERY_S = 0.0
+work = Path(sys.argv[3])
+
+def hold(stage, row):  # the row at step 15 of the first pass: checkpoint 10 is on disk
+    if (stage, row["step"]) == ("fit", 15):
+        (work.parent / "holding").write_text("1")
+        time.sleep(600)
+
+cfg = replace(magan.FIT_PRESETS["tiny"], steps=20, log_every=5, bias_reference="fit")
+magan.fit(magan.load_emulator(sys.argv[1]), np.load(sys.argv[2]), cfg, seed=0,
+          simulator=line_simulator(), workdir=work, progress=False, callbacks=hold)
+"""
 
 
 @pytest.mark.slow
-def test_a_study_killed_in_its_fit_resumes_to_the_same_summary(emulator, tmp_path):
-    """kill -9 after ``magan study line --preset tiny`` fitted; the rerun takes the fit from
-    its checkpoint and writes the summary of an uninterrupted run."""
+def test_a_fit_killed_in_another_process_resumes_to_the_identical_result(
+        emulator, targets, uninterrupted, tmp_path):
+    """kill -9 a process in the middle of its fit's first pass; the fit rerun into the same
+    workdir (here, with the emulator loaded from disk) resumes from the checkpoint on disk and
+    ends with the uninterrupted fit's result, bit for bit."""
     emulator.save(tmp_path / "emulator")
+    np.save(tmp_path / "targets.npy", targets)
+    work = tmp_path / "work"
     env = dict(os.environ, MAGAN_QUIET="1",
                PYTHONPATH=os.pathsep.join([str(Path(magan.__file__).parents[1]),
                                            os.environ.get("PYTHONPATH", "")]))
-
-    def study(out):
-        return [sys.executable, "-c", "import sys; from magan.cli import main; sys.exit(main())",
-                "study", "line", "--preset", "tiny", "--emulator", str(tmp_path / "emulator"),
-                "--out", str(out), "--quiet"]
-
-    ref = subprocess.run(study(tmp_path / "ref"), env=env, capture_output=True, text=True,
-                         timeout=600)
-    assert ref.returncode == 0, ref.stderr[-2000:]
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(study(killed), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    # the tiny study's fit is one pass of 60 steps, a few seconds: killed after it, in the
-    # closure check or the figures
-    first = killed / "checkpoints" / "fit" / "0-targets" / "60" / "magan_sha256.json"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_FIT, str(tmp_path / "emulator"),
+                             str(tmp_path / "targets.npy"), str(work)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t0 = time.time()
-    while not first.exists():
-        assert proc.poll() is None, "the study ended before it could be killed"
+    while not (tmp_path / "holding").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.time() - t0 < 300
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (killed / "summary.json").exists()
-    again = subprocess.run(study(killed), env=env, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert _summary_without_timings(killed) == _summary_without_timings(tmp_path / "ref")
+    assert not (work / "fit.json").exists() and _steps(work, "0-targets") == [5, 10]
+    rows = []
+    resumed = _fit(magan.load_emulator(tmp_path / "emulator"), targets, work, rows=rows)
+    assert rows[0] == ("fit", 15)
+    _assert_identical(resumed, uninterrupted)
