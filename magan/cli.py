@@ -495,6 +495,7 @@ _OS_FIXES = {
 
 def _explain(err: BaseException) -> tuple[str, int]:
     """(one message with the fix, exit status) for an error that ended a command."""
+    from magan.runtime.io import ROOM_FIX
     from magan.simulators.base import SimulatorError
 
     status = 2 if isinstance(err, _INPUT_ERRORS) else 1
@@ -503,7 +504,7 @@ def _explain(err: BaseException) -> tuple[str, int]:
         if err.errno is not None and err.strerror == os.strerror(err.errno):
             fix = next((f for t, f in _OS_FIXES.items() if isinstance(err, t)), None)
             if err.errno == errno.ENOSPC:
-                fix = "free some space, or write elsewhere (--out)"
+                fix = f"{ROOM_FIX} (--out)"
             msg += f"; {fix}" if fix else ""
         return msg, status
     if isinstance(err, MemoryError):

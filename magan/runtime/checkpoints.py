@@ -28,12 +28,14 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from magan.runtime.io import file_sha256, first_line
+from magan.runtime.io import MAYBE_FULL, ROOM_FIX, file_sha256, first_line
 
 __all__ = ["RunCheckpoints"]
 
 SUMS = "magan_sha256.json"
 
+
+_KEPT = "The earlier checkpoints are kept: the same command resumes from the latest"
 
 def file_sums(step_dir: Path) -> dict[str, str]:
     """SHA-256 of every file under ``step_dir`` (but the checksum file), by relative path."""
@@ -89,9 +91,7 @@ def _check_room(directory: Path, step: int, state) -> None:
         room = (f"{size(free)} free on its disk" if free < need
                 else f"files limited to {size(limit)} (ulimit -f)")
         raise OSError(errno.ENOSPC, f"no room for the checkpoint of step {step} ({size(need)}; "
-                      f"{room}): free some space, or write elsewhere. The earlier "
-                      "checkpoints are kept: the same command resumes from the latest",
-                      str(directory))
+                      f"{room}): {ROOM_FIX}. {_KEPT}", str(directory))
 
 
 class RunCheckpoints:
@@ -130,10 +130,8 @@ class RunCheckpoints:
         except Exception as err:  # noqa: BLE001 - orbax's and tensorstore's errors, whatever kind
             said = first_line(err)[:300]
             raise OSError(getattr(err, "errno", None), f"the checkpoint of step {step} could "
-                          f"not be written ({type(err).__name__}: {said}); the disk may be full "
-                          "(or a file size limit reached): free some space, or write elsewhere. "
-                          "The earlier checkpoints are kept: the same command resumes from the "
-                          "latest", str(self.directory)) from err
+                          f"not be written ({type(err).__name__}: {said}); {MAYBE_FULL}. {_KEPT}",
+                          str(self.directory)) from err
         from magan.runtime.io import atomic_write_json
 
         step_dir = self.directory / str(step)

@@ -23,6 +23,9 @@ __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "atomic
            "is_calochallenge", "umask"]
 
 
+ROOM_FIX = "free some space, or write elsewhere"  # what to do when a write finds no room
+MAYBE_FULL = f"the disk may be full (or a file size limit reached): {ROOM_FIX}"
+
 def to_jsonable(obj):
     """Convert numpy scalars/arrays (nested) into plain Python for JSON."""
     if isinstance(obj, dict):
@@ -74,9 +77,8 @@ def _replacing(path: Path):
             raise
         # a write that stopped short names no file (numpy: "N requested and M written";
         # a file size limit: "File too large"): say which, and what to do
-        raise OSError(err.errno, f"could not be written ({err.strerror or err}); the disk may "
-                      "be full (or a file size limit reached): free some space, or write "
-                      "elsewhere. Nothing was written under this name", str(path)) from err
+        raise OSError(err.errno, f"could not be written ({err.strerror or err}); {MAYBE_FULL}. "
+                      "Nothing was written under this name", str(path)) from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
