@@ -267,11 +267,19 @@ def fit_closure(simulator, space, mean, cov, targets, describe, conditions=None,
     drawn from N(mean, ``cov`` (P, P)), the fit's own uncertainty. If that uncertainty is honest
     the truth is like those points; the check fails when for some summary the targets lie
     farther from the fit than ``closure_spread_ratio`` times the farthest of them and than
-    ``closure_ratio`` times the floor. Physical units; points are clipped into the box; the
-    targets' first n conditions (N, K) are used when there are any."""
+    ``closure_ratio`` times the floor. Physical units; points are clipped into the box. With
+    per-event ``conditions`` (N, K), the simulations are made at the conditions of n targets
+    drawn at random and compared with those n targets' summaries (like with like: targets
+    ordered by, say, beam energy would otherwise be compared with simulations at their first
+    energies only)."""
     rng = np.random.default_rng([seed, 13])
     n = min(len(targets), max_images)
-    cond = None if conditions is None else np.asarray(conditions)[:n]
+    cond = None
+    if conditions is not None:
+        pick = (np.sort(rng.choice(len(targets), n, replace=False)) if n < len(targets)
+                else np.arange(n))
+        conditions, targets = np.asarray(conditions)[pick], targets[pick]
+        cond = conditions
 
     def means_at(at):
         x = simulator.simulate(rng, np.tile(at, (n, 1)), space, conditions=cond)

@@ -172,3 +172,30 @@ def test_fit_reports_its_diagnostics(tiny_line_emulator):
                      "summaries_in_training_range", "replicas_agree", "away_from_bounds"]
     assert "uncertainty_is_statistical" in res.warnings  # no simulator given
     assert "warnings:" in repr(res)
+
+
+def test_fit_closure_compares_like_with_like_under_conditions():
+    """Targets sorted by a per-event condition (a test beam at rising energies): the closure
+    simulates at the conditions of the targets it compares with, not at the first ones only."""
+    space = magan.ParameterSpace({"width": (1.0, 3.0, "px")})
+
+    def blob(rng, params, conditions):  # brightness proportional to the energy
+        yy, xx = np.mgrid[:8, :8] - 3.5
+        img = np.exp(-(yy ** 2 + xx ** 2)[None] / (2 * params[:, 0][:, None, None] ** 2))
+        img = img * conditions[:, 0][:, None, None]
+        return (img * (1 + 0.05 * rng.standard_normal(img.shape)))[..., None]
+
+    sim = magan.FunctionSimulator(blob, (8, 8, 1), conditions=magan.ConditionSpace(
+        {"energy": (10.0, 100.0, "GeV", "log")}))
+    cond = np.repeat([10.0, 20.0, 50.0, 100.0], 250)[:, None]  # sorted, as a test beam's
+    truth = np.array([2.0])
+    targets = sim.simulate(np.random.default_rng(0), np.tile(truth, (1000, 1)), space,
+                           conditions=cond)
+
+    def summaries(x, c):
+        return np.column_stack([x.mean(axis=(1, 2, 3)), x.max(axis=(1, 2, 3)) / c[:, 0]])
+
+    check = lambda at: fit_closure(sim, space, at, np.diag([0.02 ** 2]), targets,  # noqa: E731
+                                   summaries, cond, seed=1)
+    assert check(truth).status == "ok"
+    assert check(truth + 0.3).status == "warn"  # 15 % of the range off: seen
