@@ -236,15 +236,15 @@ class ParameterSpace:
                 )
             key, val = (s.strip() for s in item.split("=", 1))
             if key not in self.names:
-                raise ValueError(f"{what}: Unknown parameter {key!r}; this space has "
+                raise ValueError(f"{what}: unknown parameter {key!r}; this space has "
                                  f"{list(self.names)}.")
             try:
                 given[key] = float(val)
             except ValueError:
-                raise ValueError(f"{what}: Parameter {key!r}: {val!r} is not a number.") from None
+                raise ValueError(f"{what}: parameter {key!r}: {val!r} is not a number.") from None
         missing = [n for n in self.names if n not in given]
         if missing:
-            raise ValueError(f"{what}: Missing parameter(s) {missing}; give all of "
+            raise ValueError(f"{what}: missing parameter(s) {missing}; give all of "
                              f"{list(self.names)}.")
         return self.check([given[n] for n in self.names], what=what)[0]
 

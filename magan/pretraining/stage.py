@@ -181,16 +181,16 @@ class _Run:
     @classmethod
     def start(cls, cfg, simulator, space, transform, seed, devices) -> _Run:
         conditions = simulator.conditions
+        mesh = data_mesh(devices)
+        if cfg.batch_size % mesh.size:  # refused before the networks are built
+            raise ValueError(f"PretrainConfig.batch_size = {cfg.batch_size} must be a multiple of "
+                             f"the {mesh.size} devices it is split over; use e.g. "
+                             f"{mesh.size * max(1, round(cfg.batch_size / mesh.size))}.")
         net = network_sizes(cfg)
         ge, pe, gs, ps = build_emulator_nets(
             space.dim, transform.network_shape(simulator.image_shape), net, seed,
             0 if conditions is None else conditions.dim)
         txs = optimisers(cfg)
-        mesh = data_mesh(devices)
-        if cfg.batch_size % mesh.size:
-            raise ValueError(f"PretrainConfig.batch_size = {cfg.batch_size} must be a multiple of "
-                             f"the {mesh.size} devices it is split over; use e.g. "
-                             f"{mesh.size * max(1, round(cfg.batch_size / mesh.size))}.")
         state = replicate(init_state(pe, ps, txs), mesh)
         return cls(cfg, simulator, space, transform, seed, net, EmulatorGraphs(ge, gs), txs, mesh,
                    state, jax.random.key(seed))
