@@ -274,16 +274,14 @@ def fit_closure(simulator, space, mean, cov, targets, describe, conditions=None,
     energies only)."""
     rng = np.random.default_rng([seed, 13])
     n = min(len(targets), max_images)
-    cond = None
     if conditions is not None:
         pick = (np.sort(rng.choice(len(targets), n, replace=False)) if n < len(targets)
                 else np.arange(n))
         conditions, targets = np.asarray(conditions)[pick], targets[pick]
-        cond = conditions
 
     def means_at(at):
-        x = simulator.simulate(rng, np.tile(at, (n, 1)), space, conditions=cond)
-        return np.asarray(describe(x, cond), np.float64).mean(axis=0)
+        x = simulator.simulate(rng, np.tile(at, (n, 1)), space, conditions=conditions)
+        return np.asarray(describe(x, conditions), np.float64).mean(axis=0)
 
     at = space.clip(np.asarray(mean, np.float64))
     draws = np.clip(rng.multivariate_normal(at, np.atleast_2d(cov), LIMITS.closure_draws,

@@ -37,6 +37,7 @@ SUMS = "magan_sha256.json"
 
 _KEPT = "The earlier checkpoints are kept: the same command resumes from the latest"
 
+
 def file_sums(step_dir: Path) -> dict[str, str]:
     """SHA-256 of every file under ``step_dir`` (but the checksum file), by relative path."""
     return {str(f.relative_to(step_dir)): file_sha256(f) for f in sorted(step_dir.rglob("*"))

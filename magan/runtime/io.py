@@ -26,6 +26,7 @@ __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_save_npy", "atomic
 ROOM_FIX = "free some space, or write elsewhere"  # what to do when a write finds no room
 MAYBE_FULL = f"the disk may be full (or a file size limit reached): {ROOM_FIX}"
 
+
 def to_jsonable(obj):
     """Convert numpy scalars/arrays (nested) into plain Python for JSON."""
     if isinstance(obj, dict):
