@@ -4,8 +4,9 @@ For each chosen simulator (the line study and the benchmarks of :mod:`magan.benc
 draws N parameter points from the prior (uniform on the simulator's box), simulates one image at
 each, and trains sbi's NPE on them: a masked autoregressive flow (MAF) for p(theta | x) after a
 small CNN that embeds each image in 32 numbers. By default N is the number of simulations that
-magan's default pre-training consumes (PRETRAIN_PRESETS["default"]: steps x batch size x two
-simulations per point, 4500 x 32 x 2 = 288,000), so both methods get the same simulator budget.
+magan's pre-training consumes for that simulator (steps x batch size x two simulations per point:
+the line study's default preset, 9000 x 32 x 2 = 576,000; a benchmark, PRETRAIN_PRESETS["default"],
+4500 x 32 x 2 = 288,000), so both methods get the same simulator budget.
 
 At the truth points magan's studies use (the line: the rows of studies/line/accuracy.json, with
 scripts/line_accuracy.py's target seeds; a benchmark: magan.benchmarks' five truths, with
@@ -56,6 +57,7 @@ import magan
 from magan.benchmarks import BENCHMARKS
 from magan.benchmarks import simulators as benchmark_simulators
 from magan.runtime.io import atomic_write_json
+from magan.studies.line import study_preset as line_study_preset
 from magan.studies.line.simulator import LINE_SPACE, simulate_lines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,10 +66,12 @@ LINE_SUMMARY = ROOT / "studies" / "line" / "summary.json"
 SIMULATE_CHUNK = 4096
 
 
-def magan_simulations(preset: str = "default") -> int:
-    """Simulator calls (images) of magan's pre-training with ``preset``: every step draws
+def magan_simulations(name: str) -> int:
+    """Simulator calls (images) of magan's default pre-training for simulator ``name`` (the line
+    study's preset for "line", the library's default for a benchmark): every step draws
     ``batch_size`` points and simulates each twice (magan.pretraining.feeding)."""
-    cfg = magan.PRETRAIN_PRESETS[preset]
+    cfg = (line_study_preset("default").pretrain if name == "line"
+           else magan.PRETRAIN_PRESETS["default"])
     return cfg.steps * cfg.batch_size * 2
 
 
@@ -125,7 +129,8 @@ def train_posterior(prob: dict, args, name: str) -> tuple:
     prior = BoxUniform(torch.tensor(space.low, dtype=torch.float32),
                        torch.tensor(space.high, dtype=torch.float32))
     t0 = time.perf_counter()
-    theta, x, shape = simulate_training_set(prob, args.simulations, args.seed, name)
+    n_sims = args.simulations or magan_simulations(name)
+    theta, x, shape = simulate_training_set(prob, n_sims, args.seed, name)
     x = x.reshape(len(x), -1)  # flat: sbi z-scores with one mean and std for all pixels
     simulate_s = time.perf_counter() - t0
     net = posterior_nn(model="maf", embedding_net=ImageEmbedding(shape),
@@ -230,9 +235,9 @@ def magan_rows(name: str, args) -> tuple[list, float | None]:
 
 def run_simulator(name: str, args) -> dict:
     prob = problem(name)
-    settings = {"simulations": args.simulations, "max_epochs": args.max_epochs,
-                "stop_after_epochs": args.stop_after_epochs, "batch_size": args.batch_size,
-                "seed": args.seed}
+    settings = {"simulations": args.simulations or magan_simulations(name),
+                "max_epochs": args.max_epochs, "stop_after_epochs": args.stop_after_epochs,
+                "batch_size": args.batch_size, "seed": args.seed}
     posterior, training = load_or_train(prob, args, name, settings)
     path = Path(args.out) / name / "results.json"
     full = {**settings, "samples": args.samples, "n_targets": args.n_targets}
@@ -295,9 +300,10 @@ def _parse_args():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--simulators", default="line,poisson_hits",
                     help=f"comma-separated, from line,{','.join(BENCHMARKS)}")
-    ap.add_argument("--simulations", type=int, default=magan_simulations(),
-                    help="training simulations (default: magan's default pre-training, "
-                         f"{magan_simulations()})")
+    ap.add_argument("--simulations", type=int, default=None,
+                    help="training simulations (default: magan's default pre-training for that "
+                         f"simulator: line {magan_simulations('line')}, a benchmark "
+                         f"{magan_simulations('poisson_hits')})")
     ap.add_argument("--max-epochs", type=int, default=200, help="cap on NPE training epochs")
     ap.add_argument("--stop-after-epochs", type=int, default=20,
                     help="early stopping: epochs without a better validation loss")
@@ -324,8 +330,9 @@ def main():
     torch.set_num_threads(args.threads)
     # every image has pixels far out in the tails (the line, the hits): expected, not a fault
     warnings.filterwarnings("ignore", message="Data has extreme outliers")
-    print(f"NPE budget: {args.simulations} simulations (magan's default pre-training: "
-          f"{magan_simulations()})", flush=True)
+    for name in names:
+        print(f"{name}: NPE budget {args.simulations or magan_simulations(name)} simulations "
+              f"(magan's default pre-training: {magan_simulations(name)})", flush=True)
     done = {name: run_simulator(name, args) for name in names}
     for name in names:
         print_table(name, done[name], args)

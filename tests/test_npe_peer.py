@@ -25,7 +25,11 @@ def peer():
 
 
 def test_budget_is_magan_default_pretraining(peer):
-    assert peer.magan_simulations() == 4500 * 32 * 2
+    from magan.studies.line import study_preset
+
+    line = study_preset("default").pretrain
+    assert peer.magan_simulations("line") == line.steps * line.batch_size * 2 == 9000 * 32 * 2
+    assert peer.magan_simulations("poisson_hits") == 4500 * 32 * 2
 
 
 def test_product_of_gaussians(peer):
