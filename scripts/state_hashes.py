@@ -7,7 +7,7 @@ pre-training and the fits, the fitted samples, and each study's summary with its
 Run it before and after a change; identical lines mean identical behaviour.
 
     MAGAN_QUIET=1 python scripts/state_hashes.py                  # tiny presets (about 4 min)
-    MAGAN_QUIET=1 python scripts/state_hashes.py --line-default   # + the line main job (+4 min)
+    MAGAN_QUIET=1 python scripts/state_hashes.py --line-default   # + the line main job (+10 min)
 """
 
 from __future__ import annotations
