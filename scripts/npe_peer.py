@@ -75,6 +75,11 @@ def magan_simulations(name: str) -> int:
     return cfg.steps * cfg.batch_size * 2
 
 
+def budget(args, name: str) -> int:
+    """NPE's training simulations for simulator ``name``: --simulations, else magan's."""
+    return args.simulations or magan_simulations(name)
+
+
 def problem(name: str) -> dict:
     """The simulator, space, truths, target seeds and target count magan's study uses."""
     if name == "line":
@@ -129,8 +134,7 @@ def train_posterior(prob: dict, args, name: str) -> tuple:
     prior = BoxUniform(torch.tensor(space.low, dtype=torch.float32),
                        torch.tensor(space.high, dtype=torch.float32))
     t0 = time.perf_counter()
-    n_sims = args.simulations or magan_simulations(name)
-    theta, x, shape = simulate_training_set(prob, n_sims, args.seed, name)
+    theta, x, shape = simulate_training_set(prob, budget(args, name), args.seed, name)
     x = x.reshape(len(x), -1)  # flat: sbi z-scores with one mean and std for all pixels
     simulate_s = time.perf_counter() - t0
     net = posterior_nn(model="maf", embedding_net=ImageEmbedding(shape),
@@ -235,7 +239,7 @@ def magan_rows(name: str, args) -> tuple[list, float | None]:
 
 def run_simulator(name: str, args) -> dict:
     prob = problem(name)
-    settings = {"simulations": args.simulations or magan_simulations(name),
+    settings = {"simulations": budget(args, name),
                 "max_epochs": args.max_epochs, "stop_after_epochs": args.stop_after_epochs,
                 "batch_size": args.batch_size, "seed": args.seed}
     posterior, training = load_or_train(prob, args, name, settings)
@@ -331,7 +335,7 @@ def main():
     # every image has pixels far out in the tails (the line, the hits): expected, not a fault
     warnings.filterwarnings("ignore", message="Data has extreme outliers")
     for name in names:
-        print(f"{name}: NPE budget {args.simulations or magan_simulations(name)} simulations "
+        print(f"{name}: NPE budget {budget(args, name)} simulations "
               f"(magan's default pre-training: {magan_simulations(name)})", flush=True)
     done = {name: run_simulator(name, args) for name in names}
     for name in names:
