@@ -110,9 +110,8 @@ def _readme_headlines() -> list[tuple]:
         ("README.md", rf"makes {NUM}x the simulator's showers per second at batch 1000",
          [_speed()["x"]], [0]),
         ("README.md", rf"over {NUM} line truths {NUM} % / {NUM} % of the errors were within 1 / 2 "
-                      rf"reported standard deviations \({NUM} % / {NUM} % expected\)\. The "
-                      rf"calorimeter study's preset reports the statistical spread plus one "
-                      rf"reference fit's: over {NUM} calorimeter truths {NUM} % / {NUM} %",
+                      rf"reported standard deviations \({NUM} % / {NUM} % expected\); over {NUM} "
+                      rf"calorimeter truths {NUM} % / {NUM} %",
          [lv["truths"], lv["cov1"], lv["cov2"], lv["nom1"], lv["nom2"], cv["truths"], cv["cov1"],
           cv["cov2"]], [1, 2, 6, 7]),
         ("README.md", rf"\(`noise_mev`\) it was {NUM}x too small", [noise], [0]),
