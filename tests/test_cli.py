@@ -7,10 +7,6 @@ import pytest
 
 from magan.cli import build_parser, main
 
-# one worker builds this module's expensive module-scoped fixture once (pytest-xdist's
-# --dist loadgroup, pyproject.toml), instead of each worker that draws one of its tests
-pytestmark = pytest.mark.xdist_group("tiny_run")
-
 
 @pytest.mark.parametrize("argv", [["--help"], ["study", "--help"], ["study", "line", "--help"],
                                   ["study", "calorimeter", "--help"],

@@ -13,10 +13,6 @@ import magan
 from magan.cli import main
 from magan.runtime.io import read_calochallenge, write_calochallenge
 
-# one worker builds this module's expensive module-scoped fixture once (pytest-xdist's
-# --dist loadgroup, pyproject.toml), instead of each worker that draws one of its tests
-pytestmark = pytest.mark.xdist_group("conditions")
-
 SPACE = magan.ParameterSpace({"width": (1.0, 3.0, "px")})
 COND = magan.ConditionSpace({"energy": (10.0, 100.0, "GeV", "log")})
 SHAPE = (8, 8, 2)

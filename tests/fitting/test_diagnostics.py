@@ -18,10 +18,6 @@ from magan.fitting.diagnostics import (
 )
 from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
-# one worker builds this module's expensive module-scoped fixture once (pytest-xdist's
-# --dist loadgroup, pyproject.toml), instead of each worker that draws one of its tests
-pytestmark = pytest.mark.xdist_group("diagnostics")
-
 TRUTH = np.array([0.2, 12.0, 4.0, 9.0])
 
 

@@ -16,10 +16,6 @@ from magan import PretrainConfig, load_emulator, train_emulator
 from magan.config import replace
 from magan.studies.line.simulator import LINE_SPACE, line_jax_simulator
 
-# one worker builds this module's expensive module-scoped fixture once (pytest-xdist's
-# --dist loadgroup, pyproject.toml), instead of each worker that draws one of its tests
-pytestmark = pytest.mark.xdist_group("parallel")
-
 TINY = PretrainConfig(steps=20, batch_size=8, noise_dim=4, emulator_width=4, siamese_width=4,
                       r1_every=1, steps_per_call=1,
                       siamese_embedding_width=16, log_every=10)
