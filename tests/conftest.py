@@ -13,6 +13,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
+# Tests compile far more than they compute, and XLA:CPU spends most of a compile in LLVM's backend
+# optimisation: at level 1 (magan's jit_once uses it for the initialisers, docs/speed.md) the suite
+# takes 510 s instead of 596 s. Results may differ from the default level's in the last bits; no
+# test compares against numbers computed outside the session. Users' programs keep XLA's default.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_backend_optimization_level=1").strip()
+
 
 
 @pytest.fixture(scope="session")

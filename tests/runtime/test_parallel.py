@@ -73,9 +73,14 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def _xla_flags(flag: str) -> str:
+    """The session's XLA_FLAGS (tests/conftest.py) plus ``flag``."""
+    return f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+
+
 @pytest.mark.slow
 def test_four_forced_cpu_devices_match_one_device():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+    env = dict(os.environ, XLA_FLAGS=_xla_flags("--xla_force_host_platform_device_count=4"),
                JAX_PLATFORMS="cpu", MAGAN_QUIET="1")
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
                           timeout=600)
@@ -140,7 +145,7 @@ def test_two_processes_train_one_emulator(tmp_path):
     for rank in range(2):
         env = dict(os.environ, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}", JAX_NUM_PROCESSES="2",
                    JAX_PROCESS_ID=str(rank), JAX_PLATFORMS="cpu", MAGAN_QUIET="1",
-                   XLA_FLAGS="--xla_force_host_platform_device_count=2")
+                   XLA_FLAGS=_xla_flags("--xla_force_host_platform_device_count=2"))
         procs.append(subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path / "run")],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       text=True))
