@@ -160,21 +160,23 @@ def studies():
         CALO_CONDITIONS,
         CALO_TRANSFORM,
         calorimeter_simulator,
+        training_features,
     )
     from magan.studies.calorimeter.simulator import CALO_SPACE
     from magan.studies.calorimeter.study import PRESETS as CALO
     from magan.studies.kits import study_kit
-    from magan.studies.line.simulator import LINE_SPACE, line_simulator
+    from magan.studies.line.simulator import LINE_SPACE, line_fit_features, line_simulator
     from magan.studies.line.study import PRESETS as LINE
 
     line, calo = study_kit("line"), study_kit("calorimeter")  # the studies' fits and features
     return {
         "line": dict(space=LINE_SPACE, cond=None, transform=None, sim=line_simulator(),
                      cfg=LINE["default"].pretrain, fit=line.fit_config,
-                     fit_features=line.fit_features),
+                     fit_features=line.fit_features, pretrain_features=line_fit_features),
         "calorimeter": dict(space=CALO_SPACE, cond=CALO_CONDITIONS, transform=CALO_TRANSFORM,
                             sim=calorimeter_simulator(), cfg=CALO["default"].pretrain,
-                            fit=calo.fit_config, fit_features=calo.fit_features),
+                            fit=calo.fit_config, fit_features=calo.fit_features,
+                            pretrain_features=training_features),
     }
 
 
@@ -225,7 +227,8 @@ def fit_speed(st) -> dict:
 
 def overlap(st, steps) -> dict:
     cfg = replace(st["cfg"], steps=steps, log_every=50)
-    emu = train_emulator(st["sim"], st["space"], cfg, progress=False, transform=st["transform"])
+    emu = train_emulator(st["sim"], st["space"], cfg, progress=False, transform=st["transform"],
+                         features=st["pretrain_features"])
     t = emu.info["pretrain"]["timing"]
     return {k: t.get(k) for k in ("steps_per_s", "simulate_s", "device_waited_for_simulator_s",
                                   "device_wait_fraction", "total_s")}

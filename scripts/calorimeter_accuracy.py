@@ -23,7 +23,6 @@ from magan.config import replace_from_text
 from magan.runtime.io import atomic_write_json
 from magan.studies.calorimeter.model import (
     CALO_TRANSFORM,
-    calorimeter_features,
     calorimeter_simulator,
     features_numpy,
     training_features,
@@ -58,7 +57,7 @@ def main():
         emu = load_emulator(args.emulator)
     else:
         emu = train_emulator(sim, CALO_SPACE, cfg.pretrain, seed=args.seed, workdir=out,
-                             transform=CALO_TRANSFORM, features=calorimeter_features)
+                             transform=CALO_TRANSFORM, features=training_features)
     pretrain_s = time.perf_counter() - t0
     cond = np.repeat(1000.0 * np.asarray(cfg.beam_energies_gev), cfg.events_per_energy)[:, None]
     width = CALO_SPACE.width

@@ -65,7 +65,8 @@ def main():
     if args.emulator:
         emu = load_emulator(args.emulator)
     else:
-        emu = train_emulator(sim, LINE_SPACE, cfg.pretrain, seed=args.seed, workdir=out)
+        emu = train_emulator(sim, LINE_SPACE, cfg.pretrain, seed=args.seed, workdir=out,
+                             features=line_fit_features)
     pretrain_s = time.perf_counter() - t0
     rows = []
     width = LINE_SPACE.width

@@ -118,6 +118,18 @@ def test_train_rejects_wrong_types():
         magan.train_emulator(line_simulator(), LINE_SPACE, magan.FIT_PRESETS["tiny"])
 
 
+def test_train_refuses_feature_weights_without_features(tmp_path):
+    """A feature weight with no features would silently train without that term (the line
+    study's preset, say, used outside the study)."""
+    from magan.studies.line import study_preset
+
+    cfg = study_preset("default").pretrain
+    with pytest.raises(ValueError, match=r"feature_marginal_weight=0.05.*pass features=.*"
+                                         r"line_fit_features.*feature_marginal_weight=0"):
+        magan.train_emulator(line_simulator(), LINE_SPACE, cfg, workdir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
 def test_simulator_nan_stops_training_with_the_parameters():
     def fn(rng, p):
         out = np.zeros((len(p), 28, 28, 1), np.float32)

@@ -102,7 +102,7 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
     """
 
     use_compilation_cache()
-    cfg, transform = _checked_inputs(simulator, space, config, transform)
+    cfg, transform = _checked_inputs(simulator, space, config, transform, features)
     watch = Watch.of(workdir, callbacks, tensorboard)
     with _owned(workdir):  # checked to take files, and locked, before any work
         with phase("pre-training: building the networks", progress):
@@ -204,7 +204,7 @@ class _Run:
                 "transform": self.transform.to_dict(), "devices": self.mesh.size}
 
 
-def _checked_inputs(simulator, space, config, transform):
+def _checked_inputs(simulator, space, config, transform, features):
     """The config (default preset when None) and transform (identity when None), checked."""
     cfg = config or PretrainConfig()
     if not isinstance(cfg, PretrainConfig):
@@ -224,6 +224,16 @@ def _checked_inputs(simulator, space, config, transform):
                          "where there is no redrawing. Wrap the same function as a "
                          "magan.FunctionSimulator (host, NumPy) to drop its NaN/inf images, or "
                          "make it return finite values everywhere in the box.")
+    weights = {k: getattr(cfg, k) for k in ("feature_weight", "feature_marginal_weight")
+               if getattr(cfg, k) > 0}
+    if weights and features is None:
+        named = ", ".join(f"{k}={v:g}" for k, v in weights.items())
+        raise ValueError(f"PretrainConfig has {named}, the weight of energy scores of high-level "
+                         "features, but train_emulator got no features: pass "
+                         "features=FN(images, conditions) -> (N, F) written with jax.numpy (a "
+                         "built-in study's preset wants its own, e.g. "
+                         "magan.studies.line.simulator.line_fit_features), or set "
+                         f"{' and '.join(f'{k}=0' for k in weights)}.")
     return cfg, transform
 
 
