@@ -78,7 +78,9 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
         high-level physical features (physical images, physical conditions or ``None``). With
         ``config.feature_weight > 0`` E is also trained on the energy score of these features
         (standardised over the space), a proper scoring rule that asks E to reproduce their
-        distribution at every point, not only their mean.
+        distribution at every point, not only their mean; with
+        ``config.feature_marginal_weight > 0`` on each feature's 1-D energy score. Required
+        when either weight is > 0 (a ValueError otherwise), ignored when both are 0.
       workdir: if given, the emulator is saved to ``workdir/emulator`` at the end and the metrics to
         ``workdir/pretrain_metrics.csv``, a row appended and flushed every ``log_every`` steps
         (readable while the run goes). It is created and checked to take files before any
