@@ -160,23 +160,22 @@ def studies():
         CALO_CONDITIONS,
         CALO_TRANSFORM,
         calorimeter_simulator,
-        training_features,
     )
     from magan.studies.calorimeter.simulator import CALO_SPACE
     from magan.studies.calorimeter.study import PRESETS as CALO
-    from magan.studies.kits import study_kit
-    from magan.studies.line.simulator import LINE_SPACE, line_fit_features, line_simulator
+    from magan.studies.line.simulator import LINE_SPACE, line_simulator
     from magan.studies.line.study import PRESETS as LINE
+    from magan.studies.registry import get_study
 
-    line, calo = study_kit("line"), study_kit("calorimeter")  # the studies' fits and features
+    line, calo = get_study("line"), get_study("calorimeter")  # the studies' fits and features
     return {
         "line": dict(space=LINE_SPACE, cond=None, transform=None, sim=line_simulator(),
                      cfg=LINE["default"].pretrain, fit=line.fit_config,
-                     fit_features=line.fit_features, pretrain_features=line_fit_features),
+                     fit_features=line.fit_features, pretrain_features=line.pretrain_features),
         "calorimeter": dict(space=CALO_SPACE, cond=CALO_CONDITIONS, transform=CALO_TRANSFORM,
                             sim=calorimeter_simulator(), cfg=CALO["default"].pretrain,
                             fit=calo.fit_config, fit_features=calo.fit_features,
-                            pretrain_features=training_features),
+                            pretrain_features=calo.pretrain_features),
     }
 
 

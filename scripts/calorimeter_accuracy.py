@@ -25,10 +25,9 @@ from magan.studies.calorimeter.model import (
     CALO_TRANSFORM,
     calorimeter_simulator,
     features_numpy,
-    training_features,
 )
 from magan.studies.calorimeter.simulator import CALO_SPACE, FEATURE_NAMES
-from magan.studies.calorimeter.study import DEFAULT_TRUTH, study_preset
+from magan.studies.calorimeter.study import DEFAULT_TRUTH, STUDY, study_preset
 from magan.validation.closure import closure_check
 
 # the study's default truth and two points on opposite sides of the nominal detector
@@ -57,7 +56,7 @@ def main():
         emu = load_emulator(args.emulator)
     else:
         emu = train_emulator(sim, CALO_SPACE, cfg.pretrain, seed=args.seed, workdir=out,
-                             transform=CALO_TRANSFORM, features=training_features)
+                             transform=CALO_TRANSFORM, features=STUDY.pretrain_features)
     pretrain_s = time.perf_counter() - t0
     cond = np.repeat(1000.0 * np.asarray(cfg.beam_energies_gev), cfg.events_per_energy)[:, None]
     width = CALO_SPACE.width
@@ -67,7 +66,7 @@ def main():
                                CALO_SPACE, conditions=cond)
         t1 = time.perf_counter()
         r = fit(emu, targets, cfg.fit, seed=args.seed + k, target_conditions=cond, simulator=sim,
-                features=training_features)
+                features=STUDY.fit_features)
         fit_s = time.perf_counter() - t1
         inside = np.clip(r.mean, CALO_SPACE.low, CALO_SPACE.high)  # the mean may step outside
         clo = closure_check(sim, CALO_SPACE, inside, targets, seed=k, target_conditions=cond,

@@ -30,10 +30,10 @@ import numpy as np
 import magan
 from magan.config import replace_from_text
 from magan.runtime.io import atomic_write_json
-from magan.studies.calorimeter.model import CALO_TRANSFORM, calorimeter_simulator, training_features
+from magan.studies.calorimeter.model import CALO_TRANSFORM, calorimeter_simulator
 from magan.studies.calorimeter.physics import physics_validation, public
 from magan.studies.calorimeter.simulator import CALO_SPACE
-from magan.studies.calorimeter.study import DEFAULT_TRUTH, PRESETS
+from magan.studies.calorimeter.study import DEFAULT_TRUTH, PRESETS, STUDY
 from magan.validation.checks import check_classifier
 from magan.validation.samples import draw
 from magan.validation.two_sample import classifier_two_sample_test
@@ -95,7 +95,7 @@ def main():
             emu = magan.load_emulator(workdir / "emulator")
         else:
             emu = magan.train_emulator(sim, CALO_SPACE, cfg, seed=args.seed, progress=False,
-                                       transform=CALO_TRANSFORM, features=training_features,
+                                       transform=CALO_TRANSFORM, features=STUDY.pretrain_features,
                                        workdir=workdir)
         wall = emu.info["pretrain"]["timing"]["total_s"] if emu.info.get("pretrain") else (
             time.perf_counter() - t0)

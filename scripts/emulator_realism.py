@@ -29,7 +29,7 @@ import numpy as np
 
 import magan
 from magan.config import replace_from_text
-from magan.studies.line.simulator import LINE_FEATURES, LINE_SPACE, line_fit_features
+from magan.studies.line.simulator import LINE_FEATURES, LINE_SPACE
 from magan.studies.line.study import DEFAULT_TRUTH, PRESETS, STUDY, _targets
 from magan.validation.checks import check_classifier, check_constraints, check_distributions
 from magan.validation.quality import variety
@@ -70,7 +70,7 @@ def fit_error(emu, sim, seed: int) -> dict:
     """The study's default fit at the default truth: errors in % of range."""
     targets = _targets(sim, DEFAULT_TRUTH, PRESETS["default"].n_targets, seed)
     res = magan.fit(emu, targets, PRESETS["default"].fit, seed=seed, simulator=sim,
-                    features=line_fit_features, progress=False)
+                    features=STUDY.fit_features, progress=False)
     err = 100.0 * (np.asarray(res.mean) - DEFAULT_TRUTH) / LINE_SPACE.width
     return {"error_pct": dict(zip(LINE_SPACE.names, err.tolist())),
             "max_abs_error_pct": float(np.max(np.abs(err)))}
@@ -114,7 +114,7 @@ def main():
         else:
             t0 = time.perf_counter()
             emu = magan.train_emulator(sim, LINE_SPACE, cfg, seed=args.seed, progress=False,
-                                       features=line_fit_features, workdir=workdir)
+                                       features=STUDY.pretrain_features, workdir=workdir)
             wall = time.perf_counter() - t0
         r = results.get(key) or {"overrides": text, "steps": cfg.steps, "wall_s": wall,
                                  **realism(emu, sim, args.seed)}

@@ -18,6 +18,7 @@ under the same label is refused.
     python scripts/generalisation.py                                            # default preset
     python scripts/generalisation.py --fit-set "bias_reference=around" --label around
     python scripts/generalisation.py --simulators poisson_hits --modes sim --truths 3,4
+    python scripts/generalisation.py --pretrain-set "pixel_marginal_weight=1" --out runs/gen_pm
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def _parse_args():
     ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices (0-4)")
     ap.add_argument("--modes", default=",".join(MODES), help="nosim, sim or both")
     ap.add_argument("--fit-set", default="", help='FitConfig overrides, "name=value,..."')
+    ap.add_argument("--pretrain-set", default="",
+                    help='PretrainConfig overrides for the emulators, "name=value,..." (stamped '
+                         "beside each emulator; use another --out per setting)")
     ap.add_argument("--label", default="results", help="results file OUT/<name>/<label>.json")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/generalisation")
@@ -63,10 +67,13 @@ def _choices(text: str, allowed, what: str, kind=str) -> list:
     return picked
 
 
-def _emulator(bench, cfg, folder: Path, preset: str, seed: int):
-    """Load OUT/<name>/emulator when there (made with the same preset and seed), else train it."""
+def _emulator(bench, cfg, folder: Path, preset: str, seed: int, overrides: str = ""):
+    """Load OUT/<name>/emulator when there (made with the same preset, overrides and seed), else
+    train it."""
     path, stamp = folder / "emulator", folder / "emulator_settings.json"
     settings = {"preset": preset, "seed": seed}
+    if overrides:
+        settings["pretrain_set"] = overrides
     if (path / "emulator.json").exists():
         if stamp.exists() and json.loads(stamp.read_text()) != settings:
             raise SystemExit(f"{path} was trained with {stamp.read_text().strip()}, not "
@@ -113,7 +120,8 @@ def _load_results(path: Path, settings: dict) -> dict:
 
 def _run_benchmark(bench, args, fit_cfg, modes, truths) -> dict:
     folder = Path(args.out) / bench.name
-    emu = _emulator(bench, magan.PRETRAIN_PRESETS[args.preset], folder, args.preset, args.seed)
+    pre_cfg = replace_from_text(magan.PRETRAIN_PRESETS[args.preset], args.pretrain_set)
+    emu = _emulator(bench, pre_cfg, folder, args.preset, args.seed, args.pretrain_set)
     settings = {"preset": args.preset, "n_targets": args.n_targets, "seed": args.seed,
                 "fit_config": dataclasses.asdict(fit_cfg), "truths": bench.truths.tolist()}
     path = folder / f"{args.label}.json"

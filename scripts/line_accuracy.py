@@ -23,10 +23,9 @@ from magan.studies.line.simulator import (
     LINE_FEATURES,
     LINE_SPACE,
     line_features,
-    line_fit_features,
     line_simulator,
 )
-from magan.studies.line.study import study_preset
+from magan.studies.line.study import STUDY, study_preset
 from magan.validation.closure import closure_check
 
 # Five points spread over the box; the last three each have parameters within 15 % of a bound.
@@ -66,7 +65,7 @@ def main():
         emu = load_emulator(args.emulator)
     else:
         emu = train_emulator(sim, LINE_SPACE, cfg.pretrain, seed=args.seed, workdir=out,
-                             features=line_fit_features)
+                             features=STUDY.pretrain_features)
     pretrain_s = time.perf_counter() - t0
     rows = []
     width = LINE_SPACE.width
@@ -76,7 +75,7 @@ def main():
         targets = sim.simulate(np.random.default_rng(1000 + k), np.tile(truth, (cfg.n_targets, 1)))
         t1 = time.perf_counter()
         r = fit(emu, targets, fit_cfg, seed=args.seed + k, simulator=sim,
-                features=line_fit_features)
+                features=STUDY.fit_features)
         fit_s = time.perf_counter() - t1
         clo = closure_check(sim, LINE_SPACE, r.mean, targets, seed=k, features=line_features,
                             feature_names=LINE_FEATURES)

@@ -67,7 +67,9 @@ class Study:
     The validation suite's pieces (see :class:`magan.studies.kits.StudyKit`):
     ``features(images (N, H, W, C), conditions (N, K) or None) -> (N, F)`` NumPy features in
     physical units, named ``feature_names``; ``constraints``; ``fit_config`` and ``fit_features``
-    (jax.numpy, for feature matching) are the study's fit settings; ``voxel_transform`` maps pooled
+    (jax.numpy, for feature matching) are the study's fit settings; ``pretrain_features``
+    (jax.numpy) are the features its pre-training's feature energy scores compare (the study run
+    and every script that pre-trains its emulator read them here); ``voxel_transform`` maps pooled
     pixel values before their 1-D distances (axis label ``voxel_label``);
     ``calibration_truths``/``calibration_targets`` size the default fit calibration (truth points,
     target images each).
@@ -86,6 +88,7 @@ class Study:
     constraints: tuple
     fit_config: Any  # FitConfig
     fit_features: Callable | None = None
+    pretrain_features: Callable | None = None
     voxel_transform: Callable | None = None
     voxel_label: str = "pixel value"
     calibration_truths: int = 20

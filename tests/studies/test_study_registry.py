@@ -50,6 +50,30 @@ def test_study_records_hold_their_pieces():
     assert study_kit("line").calibration_truths == 20
 
 
+@pytest.mark.parametrize("name", ["line", "calorimeter"])
+def test_study_runs_pretrain_with_the_records_pretrain_features(name, monkeypatch, tmp_path):
+    """Scripts that pre-train a study's emulator read ``Study.pretrain_features``; the study's own
+    run must pass the same features (one declaration, no hand-copied sets)."""
+    import importlib
+
+    study = registry.get_study(name)
+    module = importlib.import_module(f"magan.studies.{name}.study")
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(module, "train_emulator", spy)
+    with pytest.raises(Stop):
+        study.run("tiny", out=str(tmp_path / name), progress=False)
+    assert study.pretrain_features is not None
+    assert seen["features"] is study.pretrain_features
+
+
 def test_kit_for_matches_an_emulator_by_its_spaces():
     from magan.studies import calorimeter, line
 

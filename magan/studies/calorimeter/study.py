@@ -93,6 +93,8 @@ class CalorimeterStudyConfig:
 # studies/calorimeter/README.md): the energy score of high-level features (response, depth, width,
 # layer energies) weighted far above the pixel-level one, each feature's own 1-D energy score, and
 # a cosine decay of the learning rates.
+# the features of pre-training's feature energy scores (the same as the fit's)
+PRETRAIN_FEATURES = training_features
 _CALO = dict(feature_weight=100.0, feature_marginal_weight=60.0, energy_weight=1.0,
              lr_schedule="cosine")
 _CALO_PRETRAIN = {
@@ -152,7 +154,7 @@ def run(preset: str | CalorimeterStudyConfig = "default", *, truth=None, emulato
         clock = Clock()
         pretrain = partial(train_emulator, simulator, CALO_SPACE, cfg.pretrain, seed=seed,
                            workdir=out, progress=progress, transform=CALO_TRANSFORM,
-                           features=training_features, tensorboard=tensorboard)
+                           features=PRETRAIN_FEATURES, tensorboard=tensorboard)
         emu = emulator_for_run(emulator, pretrain, clock, out=out, study="calorimeter",
                                space=CALO_SPACE, conditions=CALO_CONDITIONS)
         with clock.stage("validation_s", show="physics validation", progress=progress):
@@ -237,6 +239,7 @@ STUDY = Study(
     make_simulator=calorimeter_simulator, default_truth=DEFAULT_TRUTH,
     features=_features, feature_names=("response", "depth_x0", "width_mm", "sparsity"),
     constraints=_CONSTRAINTS, fit_config=PRESETS["default"].fit, fit_features=training_features,
+    pretrain_features=PRETRAIN_FEATURES,
     voxel_transform=lambda v: np.log10(v[v > 0]), voxel_label="log10 cell energy / MeV",
     calibration_truths=10,
 )

@@ -88,6 +88,8 @@ _LINE_FIT_CHANGES = dict(average_last=0.5)
 # close to the simulator's as 18000 steps of the old preset (studies/line/README.md, "Other
 # settings at 9000 steps"). The gpu preset keeps its own length and learning rate (not measured).
 _LINE_PIXEL_SCORE = dict(pixel_marginal_weight=1.0)
+# the features of pre-training's feature energy scores (the same as the fit's)
+PRETRAIN_FEATURES = line_fit_features
 _LINE_DEFAULT_PRETRAIN = dict(steps=9000, lr_emulator=2e-3, feature_marginal_weight=0.05,
                               **_LINE_PIXEL_SCORE)
 PRESETS: dict[str, LineStudyConfig] = {
@@ -132,7 +134,7 @@ def run(preset: str | LineStudyConfig = "default", *, truth=None, emulator=None,
         clock = Clock()
         pretrain = partial(train_emulator, training_simulator or simulator, LINE_SPACE,
                            cfg.pretrain, seed=seed, workdir=out, progress=progress,
-                           features=line_fit_features, tensorboard=tensorboard)
+                           features=PRETRAIN_FEATURES, tensorboard=tensorboard)
         emu = emulator_for_run(emulator, pretrain, clock, out=out, study="line", space=LINE_SPACE)
         with clock.stage("quality_s", show="emulator quality", progress=progress):
             quality = _emulator_quality(emu, simulator, cfg, seed, out)
@@ -190,5 +192,6 @@ STUDY = Study(
     features=lambda x, c: line_features(x), feature_names=LINE_FEATURES,
     constraints=(value_range(-8 * PIXEL_NOISE, 1.0 + 5 * AMPLITUDE_JITTER + 5 * PIXEL_NOISE),),
     fit_config=PRESETS["default"].fit, fit_features=line_fit_features,
+    pretrain_features=PRETRAIN_FEATURES,
     training_source=_training_source,
 )
