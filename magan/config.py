@@ -60,6 +60,9 @@ class PretrainConfig:
     noise_dim: int = 8  # length of E's per-image noise vector z
     emulator_width: int = 8  # channels of E at full resolution (2x, 4x at coarser stages)
     noise_channels: bool = False  # also feed E's noise z as channels to every convolution
+    # give each of E's coarse 3x3 stages a map of independent noise at its resolution (local
+    # randomness at every scale: object positions, textures), not only z's noise_dim numbers
+    spatial_noise: bool = False
     siamese_width: int = 8  # channels of S's first layer
     siamese_embedding_width: int = 64  # length of the vector each of S's branches makes of an image
     # the optimisers
@@ -103,7 +106,7 @@ class PretrainConfig:
             ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),
             ("compute_dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
             ("on_nonfinite", lambda v: v in ("stop", "drop"), "'stop' or 'drop'"),
-            ("noise_channels", lambda v: isinstance(v, bool), "True or False"),
+            ("noise_channels spatial_noise", lambda v: isinstance(v, bool), "True or False"),
         ))
         if self.log_every % self.steps_per_call:
             raise ValueError(f"PretrainConfig.steps_per_call = {self.steps_per_call} must divide "

@@ -106,17 +106,23 @@ class EmulatorNet(nnx.Module):
       noise_channels: also broadcast z as channels beside the conditioning at every stage, so
         every convolution can vary its output per image (not only through the dense input and
         FiLM); helps images whose global shape fluctuates from event to event (showers).
-    Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W, 1)
-    -> (N, H, W, C).
+      spatial_noise: also give every coarse 3x3 stage a map of independent noise at its own
+        resolution (one extra input channel; noise injection per resolution level, as StyleGAN's),
+        so that local structure (where objects sit, a texture's phases) can vary from image to
+        image at every scale, not only through the ``noise_dim`` numbers of z.
+    Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W,
+    1 + ``noise_maps``), standard normal: channel 0 feeds the per-pixel MLP, channel 1 + i
+    (``spatial_noise``) is averaged over blocks to stage i's resolution and rescaled to unit
+    variance -> (N, H, W, C).
     """
 
     def __init__(self, cond_dim: int, image_shape, *, noise_dim: int = 16, width: int = 16,
                  fine_layers: int = 2, fourier: int = 3, noise_channels: bool = False,
-                 rngs: nnx.Rngs):
+                 spatial_noise: bool = False, rngs: nnx.Rngs):
         h, w, c = image_shape
         self.image_shape = tuple(image_shape)
         self.cond_dim, self.noise_dim, self.fourier = cond_dim, noise_dim, fourier
-        self.noise_channels = bool(noise_channels)
+        self.noise_channels, self.spatial_noise = bool(noise_channels), bool(spatial_noise)
         self.levels = n_downsamples(h, w)
         f = 2 ** self.levels
         self.h0, self.w0 = math.ceil(h / f), math.ceil(w / f)
@@ -125,8 +131,10 @@ class EmulatorNet(nnx.Module):
         self.c0 = chans[0]
         self.fc = nnx.Linear(cond_dim + noise_dim, self.h0 * self.w0 * chans[0], rngs=rngs)
         extra = 2 + cond_dim + (noise_dim if noise_channels else 0)
-        self.convs = nnx.List([nnx.Conv((chans[i - 1] if i else chans[0]) + extra, chans[i], (3, 3),
-                                        rngs=rngs) for i in range(len(chans))])
+        self.noise_maps = len(chans) if spatial_noise else 0  # extra channels of pixel_noise
+        self.convs = nnx.List([nnx.Conv((chans[i - 1] if i else chans[0]) + extra
+                                        + int(self.spatial_noise), chans[i], (3, 3), rngs=rngs)
+                               for i in range(len(chans))])
         fine_in = chans[-1] + extra + 4 * fourier + 1
         fine_w = 2 * width
         self.fine_in = nnx.Conv(fine_in, fine_w, (1, 1), rngs=rngs)
@@ -140,6 +148,16 @@ class EmulatorNet(nnx.Module):
         return [x, coord_channels(n, hh, ww, full_h, full_w),
                 jnp.broadcast_to(cond[:, None, None, :], (n, hh, ww, cond.shape[-1]))]
 
+    def stage_noise(self, pixel_noise, i: int):
+        """Channel 1 + i of ``pixel_noise`` (N, H, W, 1 + noise_maps) as stage i's noise map
+        (N, h0 2^i, w0 2^i, 1): zero-padded to the full frame, averaged over f x f blocks and
+        multiplied by f (unit variance again), f = 2^(levels - i)."""
+        n, h, w, _ = pixel_noise.shape
+        f = 2 ** (self.levels - i)
+        hi, wi = self.h0 * 2 ** i, self.w0 * 2 ** i
+        m = jnp.pad(pixel_noise[..., 1 + i], ((0, 0), (0, hi * f - h), (0, wi * f - w)))
+        return (m.reshape(n, hi, f, wi, f).mean(axis=(2, 4)) * f)[..., None]
+
     def __call__(self, cond, z, pixel_noise):
         h, w, _ = self.image_shape
         n = cond.shape[0]
@@ -151,7 +169,10 @@ class EmulatorNet(nnx.Module):
         for i, conv in enumerate(self.convs):
             if i > 0:
                 x = _upsample(x)
-            x = _act(conv(jnp.concatenate(self._with_context(x, cond, full_h, full_w), axis=-1)))
+            parts = self._with_context(x, cond, full_h, full_w)
+            if self.spatial_noise:
+                parts.append(self.stage_noise(pixel_noise, i).astype(x.dtype))
+            x = _act(conv(jnp.concatenate(parts, axis=-1)))
         if self.levels > 0:
             x = _upsample(x)
         hh, ww = x.shape[1:3]
@@ -164,7 +185,8 @@ class EmulatorNet(nnx.Module):
         k = self.fine_in.kernel[...][0, 0].astype(x.dtype)
         pixel = jnp.concatenate([coords, fourier_channels(coords, self.fourier)], axis=-1)
         k_pixel = jnp.concatenate([k[cx:cx + 2], k[cx + 2 + kc:-1]], axis=0)
-        noise = jnp.pad(pixel_noise, ((0, 0), (0, hh - h), (0, ww - w), (0, 0))).astype(x.dtype)
+        noise = jnp.pad(pixel_noise[..., :1],
+                        ((0, 0), (0, hh - h), (0, ww - w), (0, 0))).astype(x.dtype)
         x = (pointwise(self.fine_in, x, k[:cx])
              + jnp.einsum("nhwc,co->nhwo", pixel, k_pixel)
              + (cond.astype(x.dtype) @ k[cx + 2:cx + 2 + kc])[:, None, None, :]

@@ -33,7 +33,7 @@ def network_sizes(cfg: PretrainConfig) -> dict:
     emulator's ``emulator.json``) from ``cfg``."""
     return {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
             "siamese_width": cfg.siamese_width, "features": cfg.siamese_embedding_width,
-            "noise_channels": cfg.noise_channels}
+            "noise_channels": cfg.noise_channels, "spatial_noise": cfg.spatial_noise}
 
 
 def optimisers(cfg: PretrainConfig) -> tuple[optax.GradientTransformation,

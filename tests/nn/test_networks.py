@@ -103,6 +103,17 @@ def _plain_encoder(enc, x, cond=None):
     return jax.nn.leaky_relu(enc.fc(x.reshape(n, -1)))
 
 
+def _block_noise(e, m, i):
+    """Stage i's noise map written out: f x f block sums of the zero-padded full-frame noise,
+    divided by f (unit variance), f = 2^(levels - i)."""
+    f = 2 ** (e.levels - i)
+    hi, wi = e.h0 * 2 ** i, e.w0 * 2 ** i
+    m = jnp.pad(m, ((0, 0), (0, hi * f - m.shape[1]), (0, wi * f - m.shape[2])))
+    out = jnp.stack([jnp.stack([m[:, r * f:(r + 1) * f, c * f:(c + 1) * f].sum(axis=(1, 2))
+                                for c in range(wi)], -1) for r in range(hi)], 1)
+    return (out / f)[..., None]
+
+
 def _plain_emulator(e, cond, z, pixel_noise):
     """EmulatorNet's full-resolution stage as concatenate-and-convolve (coarse stages shared)."""
     h, w, _ = e.image_shape
@@ -114,13 +125,15 @@ def _plain_emulator(e, cond, z, pixel_noise):
     for i, conv in enumerate(e.convs):
         if i > 0:
             x = _upsample(x)
-        x = jax.nn.leaky_relu(conv(jnp.concatenate(e._with_context(x, ctx, full_h, full_w), -1)))
+        maps = [_block_noise(e, pixel_noise[..., 1 + i], i)] if e.spatial_noise else []
+        x = jax.nn.leaky_relu(conv(jnp.concatenate(e._with_context(x, ctx, full_h, full_w) + maps,
+                                                   -1)))
     if e.levels > 0:
         x = _upsample(x)
     parts = e._with_context(x, ctx, full_h, full_w)
     hh, ww = x.shape[1:3]
     parts += [fourier_channels(parts[1], e.fourier),
-              jnp.pad(pixel_noise, ((0, 0), (0, hh - h), (0, ww - w), (0, 0)))]
+              jnp.pad(pixel_noise[..., :1], ((0, 0), (0, hh - h), (0, ww - w), (0, 0)))]
     x = _plain_conv(jnp.concatenate(parts, -1), e.fine_in.kernel[...]) + e.fine_in.bias[...]
     gamma, beta = jnp.split(e.film(jnp.concatenate([cond, z], axis=-1)), 2, axis=-1)
     x = x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
@@ -134,9 +147,10 @@ def _called(module, *args):
     return nnx.jit(lambda m, *a: m(*a))(module, *args)
 
 
-@pytest.mark.parametrize("shape,cond_dim,noise_channels",
-                         [((28, 28, 1), 0, False), ((12, 12, 5), 2, True), ((13, 9, 2), 1, False)])
-def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
+@pytest.mark.parametrize("shape,cond_dim,noise_channels,spatial_noise",
+                         [((28, 28, 1), 0, False, False), ((12, 12, 5), 2, True, False),
+                          ((13, 9, 2), 1, False, True), ((28, 28, 1), 0, False, True)])
+def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels, spatial_noise):
     """The restructured layers (constant channels convolved once, 1x1 convolutions as products,
     stride-2 convolutions with written-out derivatives) compute the concatenate-and-convolve
     networks, values and the R1 penalty's second derivatives."""
@@ -162,10 +176,11 @@ def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * float(jnp.abs(b).max()))
 
     p = 3 + cond_dim
-    e = nnx.jit(lambda: EmulatorNet(p, shape, noise_dim=4, width=4,
-                                    noise_channels=noise_channels, rngs=nnx.Rngs(1)))()
+    e = nnx.jit(lambda: EmulatorNet(p, shape, noise_dim=4, width=4, noise_channels=noise_channels,
+                                    spatial_noise=spatial_noise, rngs=nnx.Rngs(1)))()
+    assert e.noise_maps == (len(e.convs) if spatial_noise else 0)
     u, z = jax.random.uniform(k[2], (n, p)), jax.random.normal(k[3], (n, 4))
-    noise = jax.random.normal(k[0], (n, *shape[:2], 1))
+    noise = jax.random.normal(k[0], (n, *shape[:2], 1 + e.noise_maps))
     np.testing.assert_allclose(_called(e, u, z, noise), _plain_emulator(e, u, z, noise), rtol=1e-5,
                                atol=1e-5)
 
