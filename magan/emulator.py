@@ -247,19 +247,23 @@ class Emulator:
     @property
     def description_names(self) -> list[str]:
         """The names of :meth:`describe`'s columns."""
+        from magan.fitting.diagnostics import STATISTICS, STRUCTURE
+
         return ([f"S's reading of {n}" for n in self.space.names]
-                + [f"pixel {k}" for k in ("mean", "std", "min", "max")])
+                + [f"pixel {k}" for k in STATISTICS] + list(STRUCTURE))
 
     def describe(self, images, conditions=None) -> np.ndarray:
-        """Summaries of each image, (N, P + 4) float64 (:attr:`description_names`): S's learned
-        summaries (:meth:`summaries`) and the mean, std, min and max of its pixels in the
-        networks' space; what a fit's closure check compares
-        (:func:`magan.fitting.diagnostics.fit_closure`)."""
-        from magan.fitting.diagnostics import STATISTICS, image_statistics
+        """Summaries of each image, (N, P + 9) float64 (:attr:`description_names`): S's learned
+        summaries (:meth:`summaries`), the mean, std, min and max of its pixels and the generic
+        structure descriptors of :func:`~magan.fitting.diagnostics.image_structure` (power in
+        four bands of spatial frequency, orientation coherence), both in the networks' space;
+        what a fit's closure check compares (:func:`magan.fitting.diagnostics.fit_closure`)."""
+        from magan.fitting.diagnostics import STATISTICS, image_statistics, image_structure
 
-        stats = image_statistics(self.to_network(images, conditions))
+        net = self.to_network(images, conditions)
+        stats = image_statistics(net)
         return np.column_stack([self.summaries(images, conditions).astype(np.float64),
-                                *(stats[k] for k in STATISTICS)])
+                                *(stats[k] for k in STATISTICS), image_structure(net)])
 
     # ----------------------------------------------------------- save/load
     def save(self, path, *, overwrite: bool = False) -> Path:

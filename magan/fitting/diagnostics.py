@@ -23,7 +23,9 @@ could not run). :func:`magan.fit` stores them in ``FitResult.diagnostics`` and i
   in it (on the line study the true error was up to 2-5 times that std).
 * ``closure``: the real simulator at the fitted parameters against the targets, next to two
   simulations at the same point (:func:`magan.validation.closure.closure_check`); every fit
-  given the simulator runs it (:func:`fit_closure`).
+  given the simulator runs it (:func:`fit_closure`), on S's learned summaries, pixel statistics
+  and generic descriptors of spatial structure (:func:`image_structure`: power per band of
+  spatial frequency, orientation coherence), which see what S did not learn to read.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 __all__ = ["Diagnostic", "DiagnosticLimits", "LIMITS", "FitWarning", "diagnose",
-           "image_statistics", "training_image_ranges", "closure_diagnostic", "fit_closure",
+           "image_statistics", "image_structure", "training_image_ranges", "closure_diagnostic",
+           "fit_closure",
            "warn_about"]
 
 
@@ -91,6 +94,47 @@ def image_statistics(images) -> dict[str, np.ndarray]:
     """Per-image pixel statistics (N,) each: mean, std, min and max of (N, H, W, C) images."""
     flat = np.asarray(images, np.float64).reshape(len(images), -1)
     return {"mean": flat.mean(1), "std": flat.std(1), "min": flat.min(1), "max": flat.max(1)}
+
+
+STRUCTURE = ("power band 1", "power band 2", "power band 3", "power band 4",
+             "orientation coherence")
+
+
+def image_structure(images) -> np.ndarray:
+    """Generic descriptors of each image's spatial structure, (N, 5) float64 (:data:`STRUCTURE`),
+    of (N, H, W, C) images summed over channels: the log of the mean power of its 2-D Fourier
+    transform (mean removed) in four radial bands of spatial frequency (0-1/8, 1/8-1/4, 1/4-1/2
+    and 1/2-1 of the Nyquist frequency: the scales at which it varies; a band without
+    frequencies, in images under 16 pixels a side, is 0), and its orientation coherence: the
+    image smoothed over 3 x 3 pixels, the structure tensor of its gradients summed over 5 x 5
+    neighbourhoods, and ``(l1 - l2) / (l1 + l2)`` of the tensor's eigenvalues averaged over the
+    pixels with weight ``l1 + l2`` (0 where structure has no direction, near 1 where it is
+    elongated: lines, streaks). They describe any image, whatever made it; the closure check
+    compares them beside S's summaries, which see only what S learned to read."""
+    x = np.asarray(images, np.float64).sum(axis=-1)
+    n, h, w = x.shape
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(x)) ** 2 / (h * w)
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")) / 0.5
+    tiny = 1e-12 * power.mean(axis=(1, 2)) + 1e-300
+    edges = [0.0, 0.125, 0.25, 0.5, np.inf]  # fractions of the Nyquist frequency
+    bands = []
+    for lo, hi in zip(edges, edges[1:]):
+        ring = (k > lo) & (k <= hi)
+        bands.append(np.log(power[:, ring].mean(axis=1) + tiny) if ring.any() else np.zeros(n))
+    gy, gx = np.gradient(_box(x, 1), axis=(1, 2)) if min(h, w) > 1 else (x * 0, x * 0)
+    jxx, jyy, jxy = (_box(g, 2) for g in (gx * gx, gy * gy, gx * gy))
+    coherent = np.sqrt((jxx - jyy) ** 2 + 4.0 * jxy ** 2).sum(axis=(1, 2))
+    coherence = coherent / np.maximum((jxx + jyy).sum(axis=(1, 2)), 1e-300)
+    return np.column_stack(bands + [coherence])
+
+
+def _box(a, r: int) -> np.ndarray:
+    """Sums of (N, H, W) over each pixel's (2r + 1) x (2r + 1) neighbourhood (zero beyond the
+    edges)."""
+    p = np.pad(a, ((0, 0), (r, r), (r, r)))
+    h, w = a.shape[1:]
+    return sum(p[:, i:i + h, j:j + w] for i in range(2 * r + 1) for j in range(2 * r + 1))
 
 
 def training_image_ranges(images) -> dict[str, list[float]]:
@@ -261,7 +305,8 @@ def fit_closure(simulator, space, mean, cov, targets, describe, conditions=None,
     """The ``closure`` check of a fit, a posterior-predictive test. ``n = min(N, max_images)``
     images simulated at the fitted ``mean`` (P,) are compared with the N ``targets`` (N, H, W, C)
     through ``describe(images, conditions) -> (n, F)``, F summaries of each image (``names``;
-    the fit uses S's learned summaries and the pixel statistics, :meth:`magan.Emulator.describe`):
+    the fit uses S's learned summaries, the pixel statistics and the generic structure
+    descriptors of :func:`image_structure`, :meth:`magan.Emulator.describe`):
     per summary, the difference of its means. Beside it two references per summary: the floor (a
     second simulation at the mean) and the largest difference at ``LIMITS.closure_draws`` points
     drawn from N(mean, ``cov`` (P, P)), the fit's own uncertainty. If that uncertainty is honest

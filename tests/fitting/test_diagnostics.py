@@ -9,10 +9,13 @@ import pytest
 import magan
 from magan.fitting.diagnostics import (
     LIMITS,
+    STRUCTURE,
     FitWarning,
     closure_diagnostic,
     diagnose,
     fit_closure,
+    image_statistics,
+    image_structure,
     training_image_ranges,
     warn_about,
 )
@@ -199,3 +202,52 @@ def test_fit_closure_compares_like_with_like_under_conditions():
                                    summaries, cond, seed=1)
     assert check(truth).status == "ok"
     assert check(truth + 0.3).status == "warn"  # 15 % of the range off: seen
+
+
+def test_image_structure_reads_scale_and_orientation():
+    """Power moves to low frequencies as an image gets smoother; orientation coherence orders
+    white noise < a round blob < a streak; images under 16 pixels a side and several channels
+    are described too (an empty band is 0)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32] - 15.5
+    noise = rng.normal(size=(1, 32, 32, 1))
+    blob = np.exp(-(yy ** 2 + xx ** 2) / 8.0)[None, ..., None]
+    streak = np.exp(-(yy ** 2 / 2.0 + xx ** 2 / 60.0))[None, ..., None]
+    s = image_structure(np.concatenate([noise, blob, streak]))
+    assert s.shape == (3, len(STRUCTURE)) and np.isfinite(s).all()
+    coherence = s[:, STRUCTURE.index("orientation coherence")]
+    assert coherence[0] < coherence[1] < coherence[2]
+    assert s[1, 0] - s[1, 3] > s[0, 0] - s[0, 3] + 5  # the blob's power sits at low frequency
+    small = image_structure(rng.normal(size=(4, 8, 8, 3)))
+    assert small.shape == (4, 5) and np.isfinite(small).all() and (small[:, 0] == 0).all()
+
+
+def test_fit_closure_sees_texture_that_pixel_statistics_miss():
+    """Smoothed noise fields standardised per image: a wrong smoothing length leaves each
+    image's pixel mean and std unchanged, so a closure on them alone passes; the structure
+    descriptors (what Emulator.describe adds) catch it, and stay quiet at the truth."""
+    space = magan.ParameterSpace({"smoothing": (0.5, 3.0, "px")})
+
+    def field(rng, params):
+        k = np.hypot(*np.meshgrid(np.fft.fftfreq(32), np.fft.fftfreq(32), indexing="ij"))
+        f = np.fft.fft2(rng.standard_normal((len(params), 32, 32)))
+        x = np.fft.ifft2(f * np.exp(-2 * (np.pi * k * params[:, :1, None]) ** 2)).real
+        x = (x - x.mean(axis=(1, 2), keepdims=True)) / x.std(axis=(1, 2), keepdims=True)
+        return x[..., None].astype(np.float32)
+
+    sim = magan.FunctionSimulator(field, (32, 32, 1))
+    truth, off = np.array([1.5]), np.array([1.9])
+    targets = sim.simulate(np.random.default_rng(0), np.tile(truth, (500, 1)), space)
+
+    def pixels(x, c=None):
+        stats = image_statistics(x)
+        return np.column_stack([stats["mean"], stats["std"]])
+
+    def with_structure(x, c=None):
+        return np.column_stack([pixels(x), image_structure(x)])
+
+    cov = np.diag([0.02 ** 2])
+    check = lambda at, d: fit_closure(sim, space, at, cov, targets, d, seed=1)  # noqa: E731
+    assert check(off, pixels).status == "ok"
+    assert check(off, with_structure).status == "warn"
+    assert check(truth, with_structure).status == "ok"
