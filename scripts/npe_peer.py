@@ -6,7 +6,7 @@ each, and trains sbi's NPE on them: a masked autoregressive flow (MAF) for p(the
 small CNN that embeds each image in 32 numbers. By default N is the number of simulations that
 magan's pre-training consumes for that simulator (steps x batch size x two simulations per point:
 the line study's default preset, 9000 x 32 x 2 = 576,000; a benchmark, PRETRAIN_PRESETS["default"],
-4500 x 32 x 2 = 288,000), so both methods get the same simulator budget.
+9000 x 32 x 2 = 576,000), so both methods get the same simulator budget.
 
 At the truth points magan's studies use (the line: the rows of studies/line/accuracy.json, with
 scripts/line_accuracy.py's target seeds; a benchmark: magan.benchmarks' five truths, with
