@@ -30,12 +30,7 @@ from magan.studies import get_study
 
 
 def _verdict(d) -> str:
-    if d.status != "warn":
-        return d.status
-    worst = max(d.numbers["summaries"].items(),
-                key=lambda kv: kv[1]["difference_in_target_std"]
-                / max(kv[1]["within_uncertainty_in_target_std"], 1e-300))[0]
-    return f"warn ({worst})"
+    return f"warn ({d.numbers['nearest_its_limit']})" if d.status == "warn" else d.status
 
 
 def _generalisation_fits(args):

@@ -30,7 +30,6 @@ import dataclasses
 import json
 import time
 import warnings
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -129,14 +128,12 @@ def _run_benchmark(bench, args, fit_cfg, modes, truths) -> dict:
                 "fit_config": dataclasses.asdict(fit_cfg), "truths": bench.truths.tolist()}
     path = folder / f"{args.label}.json"
     results = _load_results(path, settings)
-    sim = bench.simulator()
     for k in truths:
         todo = [m for m in modes if f"{k}/{m}" not in results["rows"]]
         if not todo:
             continue
         truth = bench.truths[k]
-        rng = np.random.default_rng([args.seed, zlib.crc32(bench.name.encode()), k])
-        targets = sim.simulate(rng, np.tile(truth, (args.n_targets, 1)), bench.space)
+        targets = bench.targets(k, args.n_targets, args.seed)
         for mode in todo:
             row = _fit_row(emu, bench, targets, fit_cfg, mode, args.seed + k, truth)
             results["rows"][f"{k}/{mode}"] = row

@@ -15,19 +15,12 @@ images shrinks toward the middle of the box where one image says little about a 
 from __future__ import annotations
 
 import argparse
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 import magan
 from magan.benchmarks import BENCHMARKS
-
-
-def _targets(bench, k: int, n: int, seed: int) -> np.ndarray:
-    """The target set of truth k exactly as scripts/generalisation.py draws it."""
-    rng = np.random.default_rng([seed, zlib.crc32(bench.name.encode()), k])
-    return bench.simulator().simulate(rng, np.tile(bench.truths[k], (n, 1)), bench.space)
 
 
 def main():
@@ -47,8 +40,8 @@ def main():
     print("|---|---|---|---|")
     for bench in found:
         emu = magan.load_emulator(Path(args.out) / bench.name / "emulator")
-        est = np.stack([emu.space.clip(emu.estimate(_targets(bench, k, args.n_targets,
-                                                               args.seed))).mean(axis=0)
+        est = np.stack([emu.space.clip(emu.estimate(bench.targets(k, args.n_targets,
+                                                                  args.seed))).mean(axis=0)
                         for k in range(len(bench.truths))])
         err = (est - bench.truths) / bench.space.width * 100
         for j, name in enumerate(bench.space.names):

@@ -23,6 +23,7 @@ set of ~1000 images pins the parameters down and one image does not.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -235,6 +236,16 @@ class Benchmark:
     space: ParameterSpace
     truths: np.ndarray
     description: str
+
+    def target_rng(self, k: int, seed: int = 0) -> np.random.Generator:
+        """The random stream of truth ``k``'s target set, ``(seed, crc32(name), k)``: every
+        script that fits or reads the benchmark's targets draws the very same images."""
+        return np.random.default_rng([seed, zlib.crc32(self.name.encode()), k])
+
+    def targets(self, k: int, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` target images (n, 32, 32, 1) simulated at truth ``k`` from :meth:`target_rng`."""
+        return self.simulator().simulate(self.target_rng(k, seed), np.tile(self.truths[k], (n, 1)),
+                                         self.space)
 
 
 BENCHMARKS: dict[str, Benchmark] = {b.name: b for b in (

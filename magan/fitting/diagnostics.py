@@ -341,7 +341,7 @@ def fit_closure(simulator, space, mean, cov, targets, describe, conditions=None,
     names = list(names) if names is not None else [f"summary {j}" for j in range(len(d_fit))]
     ratio = d_fit / np.maximum(allowed, 1e-300)
     j = int(np.argmax(ratio))
-    numbers = {"n_simulated": n, "summaries": {
+    numbers = {"n_simulated": n, "nearest_its_limit": names[j], "summaries": {
         nm: {"difference_in_target_std": float(d_fit[k] / scale[k]),
              "floor_in_target_std": float(floor[k] / scale[k]),
              "within_uncertainty_in_target_std": float(spread[k] / scale[k])}
