@@ -126,7 +126,8 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     regression head read the parameters back (``cfg.aux_weight``), the energy score of two
     emulations against (x1, x2) in the networks' space (``cfg.energy_weight``, if > 0) and of
     their high-level features (``cfg.feature_weight`` / ``cfg.feature_marginal_weight``, when
-    ``features`` is given), and the per-pixel energy scores (``cfg.pixel_marginal_weight``).
+    ``features`` is given), the per-pixel energy scores (``cfg.pixel_marginal_weight``) and the
+    energy score of S's branch embeddings (``cfg.siamese_feature_weight``; S fixed).
 
     The first ``n_params`` columns of ``batch.unit`` are the parameters. ``features(x_net,
     cond_phys) -> (B, F)`` maps network-space images to standardised physical features. With
@@ -153,7 +154,8 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     loss = cfg.adversarial_weight * adv + cfg.aux_weight * aux
     use_features = features is not None and (cfg.feature_weight > 0
                                               or cfg.feature_marginal_weight > 0)
-    if cfg.energy_weight > 0 or cfg.pixel_marginal_weight > 0 or use_features:
+    if (cfg.energy_weight > 0 or cfg.pixel_marginal_weight > 0 or use_features
+            or cfg.siamese_feature_weight > 0):
         fake2 = emulate(graphs.e, params_e, unit, k2, dtype)
     if cfg.energy_weight > 0:
         es = energy_score(fake, fake2, x1, x2)
@@ -163,6 +165,14 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
         ps = marginal_energy_score(fake, fake2, x1, x2)
         metrics["pixel_marginal_score"] = ps
         loss = loss + cfg.pixel_marginal_weight * ps
+    if cfg.siamese_feature_weight > 0:
+        # S's embeddings, in which it tells (simulation, emulation) pairs from genuine ones, of
+        # both emulations against both simulations at each point: what S sees per point
+        f2 = jax.lax.stop_gradient(branch(x2))
+        ss = energy_score(ff.astype(jnp.float32), branch(fake2).astype(jnp.float32),
+                          f1.astype(jnp.float32), f2.astype(jnp.float32))
+        metrics["siamese_feature_score"] = ss
+        loss = loss + cfg.siamese_feature_weight * ss
     if use_features:
         feats = [features(x, batch.cond_phys) for x in (fake, fake2, x1, x2)]
         fs = energy_score(*feats)

@@ -1,5 +1,6 @@
-"""The per-pixel energy score (CRPS) of pre-training: finite, zero-mean for a matching emulator,
-larger for a too-wide or too-narrow spread, and wired into E's loss behind its weight."""
+"""The spread scores of pre-training: the per-pixel energy score (CRPS) is finite and smallest
+at the right spread; it and the energy score of S's embeddings are wired into E's loss behind
+their weights."""
 
 import jax
 import jax.numpy as jnp
@@ -31,14 +32,18 @@ def test_marginal_energy_score_has_a_gradient_for_equal_images():
     assert np.isfinite(np.asarray(g)).all()
 
 
-def test_pixel_marginal_weight_is_validated():
-    assert PretrainConfig().pixel_marginal_weight == 0.0
-    with pytest.raises(ValueError, match="pixel_marginal_weight must be a finite number >= 0"):
-        PretrainConfig(pixel_marginal_weight=-1.0)
-    assert replace(PretrainConfig(), pixel_marginal_weight=2.0).pixel_marginal_weight == 2.0
+@pytest.mark.parametrize("name", ["pixel_marginal_weight", "siamese_feature_weight"])
+def test_spread_weights_are_validated(name):
+    assert getattr(PretrainConfig(), name) == 0.0
+    with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+        PretrainConfig(**{name: -1.0})
+    assert getattr(replace(PretrainConfig(), **{name: 2.0}), name) == 2.0
 
 
-def test_emulator_loss_adds_the_pixel_score_by_its_weight():
+@pytest.mark.parametrize("weight_name, metric", [("pixel_marginal_weight", "pixel_marginal_score"),
+                                                 ("siamese_feature_weight",
+                                                  "siamese_feature_score")])
+def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
     from magan.losses import EmulatorGraphs, PairBatch, emulator_loss
     from magan.nn.build import build_emulator_nets
     from magan.pretraining.state import network_sizes
@@ -50,12 +55,15 @@ def test_emulator_loss_adds_the_pixel_score_by_its_weight():
     batch = PairBatch(jnp.asarray(rng.random((4, 2)), jnp.float32), jnp.zeros((4, 0)),
                       *(jnp.asarray(rng.normal(size=(4, 8, 8, 1)), jnp.float32) for _ in (0, 1)))
 
-    def loss(weight):
-        cfg = replace(tiny, pixel_marginal_weight=weight)
-        return emulator_loss(pe, ps, EmulatorGraphs(ge, gs), batch, jax.random.key(1), cfg,
+    def loss(weight, params_e=pe):
+        cfg = replace(tiny, **{weight_name: weight})
+        return emulator_loss(params_e, ps, EmulatorGraphs(ge, gs), batch, jax.random.key(1), cfg,
                              n_params=2)
 
     (l0, (m0, _)), (l2, (m2, _)) = loss(0.0), loss(2.0)
-    assert "pixel_marginal_score" not in m0 and np.isfinite(float(m2["pixel_marginal_score"]))
-    np.testing.assert_allclose(float(l2), float(l0) + 2.0 * float(m2["pixel_marginal_score"]),
-                               rtol=1e-5)
+    assert metric not in m0 and np.isfinite(float(m2[metric]))
+    np.testing.assert_allclose(float(l2), float(l0) + 2.0 * float(m2[metric]), rtol=1e-5)
+    # the score moves E (S is held fixed inside E's loss)
+    g0, g2 = (jax.grad(lambda p, w=w: loss(w, p)[0])(pe) for w in (0.0, 2.0))
+    diff = jax.tree.reduce(max, jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), g0, g2))
+    assert diff > 0.0
