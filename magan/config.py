@@ -62,6 +62,7 @@ class PretrainConfig:
     # the networks
     noise_dim: int = 8  # length of E's per-image noise vector z
     emulator_width: int = 8  # channels of E at full resolution (2x, 4x at coarser stages)
+    emulator_depth: int = 1  # 3x3 convolutions per coarse stage of E (beyond 1: residual)
     noise_channels: bool = False  # also feed E's noise z as channels to every convolution
     # give each of E's coarse 3x3 stages a map of independent noise at its resolution (local
     # randomness at every scale: object positions, textures), not only z's noise_dim numbers
@@ -102,7 +103,8 @@ class PretrainConfig:
 
     def __post_init__(self):
         _require(self, (
-            ("steps batch_size noise_dim emulator_width siamese_width siamese_embedding_width "
+            ("steps batch_size noise_dim emulator_width emulator_depth siamese_width "
+             "siamese_embedding_width "
              "r1_every prefetch log_every steps_per_call", _positive_int, "an integer >= 1"),
             ("simulator_workers checkpoint_every", _int_at_least(0), "an integer >= 0"),
             ("lr_emulator lr_siamese", _finite_positive, "a finite number > 0"),

@@ -22,7 +22,8 @@ def _make_nets(space_dim: int, image_shape, net: dict, key, cond_dim: int):
     rngs = nnx.Rngs(key)
     e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
                     width=net["emulator_width"], noise_channels=net.get("noise_channels", False),
-                    spatial_noise=net.get("spatial_noise", False), rngs=rngs)
+                    spatial_noise=net.get("spatial_noise", False),
+                    depth=net.get("emulator_depth", 1), rngs=rngs)
     s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
                    embedding_width=net["features"], cond_dim=cond_dim, rngs=rngs)
     return e, s

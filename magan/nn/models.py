@@ -110,6 +110,9 @@ class EmulatorNet(nnx.Module):
         resolution (one extra input channel; noise injection per resolution level, as StyleGAN's),
         so that local structure (where objects sit, a texture's phases) can vary from image to
         image at every scale, not only through the ``noise_dim`` numbers of z.
+      depth: 3x3 convolutions per coarse stage; the ones beyond the first are residual
+        (``x + act(conv(x, context))``), for objects whose shape needs a wider receptive field
+        than one convolution per resolution gives (1: the original architecture, unchanged).
     Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W,
     1 + ``noise_maps``), standard normal: channel 0 feeds the per-pixel MLP, channel 1 + i
     (``spatial_noise``) is averaged over blocks to stage i's resolution and rescaled to unit
@@ -118,7 +121,7 @@ class EmulatorNet(nnx.Module):
 
     def __init__(self, cond_dim: int, image_shape, *, noise_dim: int = 16, width: int = 16,
                  fine_layers: int = 2, fourier: int = 3, noise_channels: bool = False,
-                 spatial_noise: bool = False, rngs: nnx.Rngs):
+                 spatial_noise: bool = False, depth: int = 1, rngs: nnx.Rngs):
         h, w, c = image_shape
         self.image_shape = tuple(image_shape)
         self.cond_dim, self.noise_dim, self.fourier = cond_dim, noise_dim, fourier
@@ -142,6 +145,12 @@ class EmulatorNet(nnx.Module):
         self.fine = nnx.List([nnx.Conv(fine_w, fine_w, (1, 1), rngs=rngs)
                               for _ in range(fine_layers)])
         self.out = nnx.Conv(fine_w, c, (3, 3), rngs=rngs)
+        self.depth = int(depth)
+        if self.depth > 1:  # created last, so that depth 1 draws the original initial weights
+            self.deeper = nnx.List([
+                nnx.List([nnx.Conv(chans[i] + extra + int(self.spatial_noise), chans[i], (3, 3),
+                                   rngs=rngs) for _ in range(self.depth - 1)])
+                for i in range(len(chans))])
 
     def _with_context(self, x, cond, full_h, full_w):
         n, hh, ww, _ = x.shape
@@ -173,6 +182,8 @@ class EmulatorNet(nnx.Module):
             if self.spatial_noise:
                 parts.append(self.stage_noise(pixel_noise, i).astype(x.dtype))
             x = _act(conv(jnp.concatenate(parts, axis=-1)))
+            for more in self.deeper[i] if self.depth > 1 else ():
+                x = x + _act(more(jnp.concatenate([x, *parts[1:]], axis=-1)))
         if self.levels > 0:
             x = _upsample(x)
         hh, ww = x.shape[1:3]

@@ -33,7 +33,8 @@ def network_sizes(cfg: PretrainConfig) -> dict:
     emulator's ``emulator.json``) from ``cfg``."""
     return {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
             "siamese_width": cfg.siamese_width, "features": cfg.siamese_embedding_width,
-            "noise_channels": cfg.noise_channels, "spatial_noise": cfg.spatial_noise}
+            "noise_channels": cfg.noise_channels, "spatial_noise": cfg.spatial_noise,
+            "emulator_depth": cfg.emulator_depth}
 
 
 def optimisers(cfg: PretrainConfig) -> tuple[optax.GradientTransformation,

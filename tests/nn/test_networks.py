@@ -128,6 +128,9 @@ def _plain_emulator(e, cond, z, pixel_noise):
         maps = [_block_noise(e, pixel_noise[..., 1 + i], i)] if e.spatial_noise else []
         x = jax.nn.leaky_relu(conv(jnp.concatenate(e._with_context(x, ctx, full_h, full_w) + maps,
                                                    -1)))
+        for more in e.deeper[i] if e.depth > 1 else ():
+            x = x + jax.nn.leaky_relu(more(jnp.concatenate(
+                e._with_context(x, ctx, full_h, full_w) + maps, -1)))
     if e.levels > 0:
         x = _upsample(x)
     parts = e._with_context(x, ctx, full_h, full_w)
@@ -147,10 +150,10 @@ def _called(module, *args):
     return nnx.jit(lambda m, *a: m(*a))(module, *args)
 
 
-@pytest.mark.parametrize("shape,cond_dim,noise_channels,spatial_noise",
-                         [((28, 28, 1), 0, False, False), ((12, 12, 5), 2, True, False),
-                          ((13, 9, 2), 1, False, True), ((28, 28, 1), 0, False, True)])
-def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels, spatial_noise):
+@pytest.mark.parametrize("shape,cond_dim,noise_channels,spatial_noise,depth",
+                         [((28, 28, 1), 0, False, False, 1), ((12, 12, 5), 2, True, False, 1),
+                          ((13, 9, 2), 1, False, True, 2), ((28, 28, 1), 0, False, True, 1)])
+def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels, spatial_noise, depth):
     """The restructured layers (constant channels convolved once, 1x1 convolutions as products,
     stride-2 convolutions with written-out derivatives) compute the concatenate-and-convolve
     networks, values and the R1 penalty's second derivatives."""
@@ -177,8 +180,10 @@ def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels, spatial
 
     p = 3 + cond_dim
     e = nnx.jit(lambda: EmulatorNet(p, shape, noise_dim=4, width=4, noise_channels=noise_channels,
-                                    spatial_noise=spatial_noise, rngs=nnx.Rngs(1)))()
+                                    spatial_noise=spatial_noise, depth=depth,
+                                    rngs=nnx.Rngs(1)))()
     assert e.noise_maps == (len(e.convs) if spatial_noise else 0)
+    assert hasattr(e, "deeper") == (depth > 1)  # depth 1: the original layers, nothing added
     u, z = jax.random.uniform(k[2], (n, p)), jax.random.normal(k[3], (n, 4))
     noise = jax.random.normal(k[0], (n, *shape[:2], 1 + e.noise_maps))
     np.testing.assert_allclose(_called(e, u, z, noise), _plain_emulator(e, u, z, noise), rtol=1e-5,
