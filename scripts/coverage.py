@@ -80,6 +80,15 @@ def _emulator_and_simulator(name: str, args):
     return magan.load_emulator(path), sim
 
 
+def _space(name: str):
+    """The parameter space of simulator ``name`` (what --report needs; no emulator loaded)."""
+    if name == "line":
+        from magan.studies.line.simulator import LINE_SPACE
+
+        return LINE_SPACE
+    return BENCHMARKS[name].space
+
+
 def _row(name: str, cal: dict, width) -> dict:
     """One table row from a calibration result; ``width`` (P,) the parameters' ranges."""
     s, st = cal["summary"], cal["summary_statistical"]
@@ -127,15 +136,15 @@ def _report(args) -> None:
         t = len(cal["means"])
         if t < 2:
             continue
-        emu, _ = _emulator_and_simulator(name, args)
+        space = _space(name)
         truths = np.array(cal["truths"])[:t]
-        cal["summary"] = summarise_calibration(emu.space.names, truths, cal["means"], cal["stds"],
-                                               emu.space.width)
+        cal["summary"] = summarise_calibration(space.names, truths, cal["means"], cal["stds"],
+                                               space.width)
         cal["summary_statistical"] = summarise_calibration(
-            emu.space.names, truths, cal["raw_means"], cal["stat_stds"], emu.space.width)
+            space.names, truths, cal["raw_means"], cal["stat_stds"], space.width)
         cal["truths"] = truths.tolist()
-        cal["names"] = list(emu.space.names)
-        rows.append(_row(name, cal, emu.space.width))
+        cal["names"] = list(space.names)
+        rows.append(_row(name, cal, space.width))
     _print(rows, f"{args.label}, truths fitted so far")
 
 
