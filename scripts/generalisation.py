@@ -70,16 +70,22 @@ def _choices(text: str, allowed, what: str, kind=str) -> list:
 
 
 def _emulator(bench, cfg, folder: Path, preset: str, seed: int, overrides: str = ""):
-    """Load OUT/<name>/emulator when there (made with the same preset, overrides and seed), else
+    """Load OUT/<name>/emulator when there (made with the same resolved pre-training config and
+    seed, so a later change of a library default is not mistaken for the same emulator), else
     train it."""
     path, stamp = folder / "emulator", folder / "emulator_settings.json"
     settings = {"preset": preset, "seed": seed}
     if overrides:
         settings["pretrain_set"] = overrides
+    settings["pretrain_config"] = dataclasses.asdict(cfg)
     if (path / "emulator.json").exists():
-        if stamp.exists() and json.loads(stamp.read_text()) != settings:
-            raise SystemExit(f"{path} was trained with {stamp.read_text().strip()}, not "
-                             f"{settings}; pass another --out (or delete the folder).")
+        old = json.loads(stamp.read_text()) if stamp.exists() else settings
+        same = (old == settings if "pretrain_config" in old  # older stamps: the text alone
+                else old == {k: v for k, v in settings.items() if k != "pretrain_config"})
+        if not same:
+            raise SystemExit(f"{path} was trained with other settings ({stamp}) than "
+                             f"{preset!r} + {overrides!r} resolve to today; pass another --out "
+                             "(or delete the folder).")
         print(f"{bench.name}: reusing the emulator in {path}", flush=True)
         return magan.load_emulator(path)
     t0 = time.perf_counter()
