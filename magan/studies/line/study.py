@@ -87,7 +87,9 @@ _LINE_FIT_CHANGES = dict(average_last=0.5)
 # line_fit_features to pre-training): at 9000 steps the emulated lines' spread per point comes as
 # close to the simulator's as 18000 steps of the old preset (studies/line/README.md, "Other
 # settings at 9000 steps"). The gpu preset keeps its own length and learning rate (not measured).
-_LINE_PIXEL_SCORE = dict(pixel_marginal_weight=1.0)
+# The study's emulators were measured without the library's per-stage noise maps
+# (PretrainConfig.spatial_noise, measured on the benchmark simulators only): kept off here.
+_LINE_PIXEL_SCORE = dict(pixel_marginal_weight=1.0, spatial_noise=False)
 # the features of pre-training's feature energy scores (the same as the fit's)
 PRETRAIN_FEATURES = line_fit_features
 _LINE_DEFAULT_PRETRAIN = dict(steps=9000, lr_emulator=2e-3, feature_marginal_weight=0.05,
