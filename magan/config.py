@@ -69,6 +69,9 @@ class PretrainConfig:
     # On: on three benchmark simulators unlike the studies it lowered each one's worst fit error
     # (6 of 15 fits within 5 % of every range against 4; docs/generalisation.md)
     spatial_noise: bool = True
+    # E's output gets independent Gaussian noise per pixel and channel, its scale a learned map
+    # (EmulatorNet's output_noise): each value of a multi-channel image its own pixel noise
+    output_noise: bool = False
     siamese_width: int = 8  # channels of S's first layer
     siamese_embedding_width: int = 64  # length of the vector each of S's branches makes of an image
     # the optimisers
@@ -118,7 +121,8 @@ class PretrainConfig:
             ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),
             ("compute_dtype", lambda v: v in ("float32", "bfloat16"), "'float32' or 'bfloat16'"),
             ("on_nonfinite", lambda v: v in ("stop", "drop"), "'stop' or 'drop'"),
-            ("noise_channels spatial_noise", lambda v: isinstance(v, bool), "True or False"),
+            ("noise_channels spatial_noise output_noise", lambda v: isinstance(v, bool),
+             "True or False"),
         ))
         if self.log_every % self.steps_per_call:
             raise ValueError(f"PretrainConfig.steps_per_call = {self.steps_per_call} must divide "

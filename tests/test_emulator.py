@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import magan
+from magan.config import replace
 from magan.studies.line.simulator import LINE_SPACE, line_simulator
 
 
@@ -162,3 +163,18 @@ def test_fit_shapes_and_errors(tiny_emulator):
     bad[3, 0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="image 3 contains NaN"):
         magan.fit(tiny_emulator, bad)
+
+
+def test_output_noise_emulator_saves_loads_and_varies_each_value(tmp_path):
+    """PretrainConfig.output_noise: the saved emulator rebuilds the noise head, samples the same
+    values after loading, and two samples at one point differ at every pixel (each value draws
+    its own output noise)."""
+    cfg = replace(magan.PRETRAIN_PRESETS["tiny"], output_noise=True)
+    emu = magan.train_emulator(line_simulator(), LINE_SPACE, cfg, seed=0, progress=False)
+    assert emu.net["output_noise"] is True
+    emu.save(tmp_path / "emu")
+    back = magan.load_emulator(tmp_path / "emu")
+    p = np.tile(LINE_SPACE.center(), (2, 1))
+    a = back.sample(p, seed=4)
+    np.testing.assert_array_equal(a, emu.sample(p, seed=4))
+    assert np.all(a[0] != a[1])

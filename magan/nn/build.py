@@ -23,7 +23,8 @@ def _make_nets(space_dim: int, image_shape, net: dict, key, cond_dim: int):
     e = EmulatorNet(space_dim + cond_dim, tuple(image_shape), noise_dim=net["noise_dim"],
                     width=net["emulator_width"], noise_channels=net.get("noise_channels", False),
                     spatial_noise=net.get("spatial_noise", False),
-                    depth=net.get("emulator_depth", 1), rngs=rngs)
+                    depth=net.get("emulator_depth", 1),
+                    output_noise=net.get("output_noise", False), rngs=rngs)
     s = SiameseNet(tuple(image_shape), space_dim, width=net["siamese_width"],
                    embedding_width=net["features"], cond_dim=cond_dim, rngs=rngs)
     return e, s
@@ -84,5 +85,5 @@ def emulate(graphdef, params, unit, key, compute_dtype=jnp.float32):
     n = unit.shape[0]
     z = jax.random.normal(kz, (n, net.noise_dim), unit.dtype)
     h, w, _ = net.image_shape
-    pix = jax.random.normal(kp, (n, h, w, 1 + net.noise_maps), unit.dtype)
+    pix = jax.random.normal(kp, (n, h, w, 1 + net.noise_maps + net.noise_out), unit.dtype)
     return net(unit, z, pix).astype(jnp.float32)

@@ -34,6 +34,7 @@ __all__ = ["EmulatorNet", "SiameseNet", "ParameterGenerator", "Discriminator", "
            "n_downsamples"]
 
 _act = jax.nn.leaky_relu
+OUTPUT_NOISE_BIAS = -4.0  # EmulatorNet's output-noise scale starts at softplus(-4) = 0.018
 
 
 def coord_channels(n: int, h: int, w: int, full_h: int, full_w: int, dtype=jnp.float32):
@@ -113,15 +114,23 @@ class EmulatorNet(nnx.Module):
       depth: 3x3 convolutions per coarse stage; the ones beyond the first are residual
         (``x + act(conv(x, context))``), for objects whose shape needs a wider receptive field
         than one convolution per resolution gives (1: the original architecture, unchanged).
+      output_noise: add independent Gaussian noise to every output value, with a scale that a
+        second 3x3 head writes per pixel and channel from the last features (``softplus``,
+        about 0.018 at the start): ``out = mu + sigma * eps``. The per-pixel MLP has one noise
+        channel for all C outputs, so without it the C channels of a pixel (a calorimeter's
+        layers) share their pixel-level noise; with it each value gets its own, as a detector's
+        electronic noise does.
     Shapes: ``cond`` (N, cond_dim), ``z`` (N, noise_dim), ``pixel_noise`` (N, H, W,
-    1 + ``noise_maps``), standard normal: channel 0 feeds the per-pixel MLP, channel 1 + i
-    (``spatial_noise``) is averaged over blocks to stage i's resolution and rescaled to unit
-    variance -> (N, H, W, C).
+    1 + ``noise_maps`` + ``noise_out``), standard normal: channel 0 feeds the per-pixel MLP,
+    channel 1 + i (``spatial_noise``) is averaged over blocks to stage i's resolution and
+    rescaled to unit variance, the last ``noise_out`` (C with ``output_noise``, else 0) are the
+    output's eps -> (N, H, W, C).
     """
 
     def __init__(self, cond_dim: int, image_shape, *, noise_dim: int = 16, width: int = 16,
                  fine_layers: int = 2, fourier: int = 3, noise_channels: bool = False,
-                 spatial_noise: bool = False, depth: int = 1, rngs: nnx.Rngs):
+                 spatial_noise: bool = False, depth: int = 1, output_noise: bool = False,
+                 rngs: nnx.Rngs):
         h, w, c = image_shape
         self.image_shape = tuple(image_shape)
         self.cond_dim, self.noise_dim, self.fourier = cond_dim, noise_dim, fourier
@@ -151,6 +160,12 @@ class EmulatorNet(nnx.Module):
                 nnx.List([nnx.Conv(chans[i] + extra + int(self.spatial_noise), chans[i], (3, 3),
                                    rngs=rngs) for _ in range(self.depth - 1)])
                 for i in range(len(chans))])
+        self.output_noise = bool(output_noise)
+        self.noise_out = c if self.output_noise else 0  # last channels of pixel_noise
+        if self.output_noise:  # created last, like ``deeper``
+            self.out_scale = nnx.Conv(fine_w, c, (3, 3), kernel_init=nnx.initializers.zeros,
+                                      bias_init=nnx.initializers.constant(OUTPUT_NOISE_BIAS),
+                                      rngs=rngs)
 
     def _with_context(self, x, cond, full_h, full_w):
         n, hh, ww, _ = x.shape
@@ -209,6 +224,10 @@ class EmulatorNet(nnx.Module):
         x = x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
         for conv in self.fine:
             x = _act(pointwise(conv, x))
+        if self.output_noise:
+            eps = pixel_noise[..., pixel_noise.shape[-1] - self.noise_out:].astype(x.dtype)
+            return (self.out(x)[:, :h, :w]
+                    + jax.nn.softplus(self.out_scale(x)[:, :h, :w]) * eps)
         return self.out(x)[:, :h, :w]
 
 

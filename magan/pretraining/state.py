@@ -34,7 +34,7 @@ def network_sizes(cfg: PretrainConfig) -> dict:
     return {"noise_dim": cfg.noise_dim, "emulator_width": cfg.emulator_width,
             "siamese_width": cfg.siamese_width, "features": cfg.siamese_embedding_width,
             "noise_channels": cfg.noise_channels, "spatial_noise": cfg.spatial_noise,
-            "emulator_depth": cfg.emulator_depth}
+            "emulator_depth": cfg.emulator_depth, "output_noise": cfg.output_noise}
 
 
 def optimisers(cfg: PretrainConfig) -> tuple[optax.GradientTransformation,

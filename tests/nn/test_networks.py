@@ -142,7 +142,11 @@ def _plain_emulator(e, cond, z, pixel_noise):
     x = x * (1.0 + gamma[:, None, None, :]) + beta[:, None, None, :]
     for conv in e.fine:
         x = jax.nn.leaky_relu(_plain_conv(x, conv.kernel[...]) + conv.bias[...])
-    return (_plain_conv(x, e.out.kernel[...]) + e.out.bias[...])[:, :h, :w]
+    out = (_plain_conv(x, e.out.kernel[...]) + e.out.bias[...])[:, :h, :w]
+    if e.output_noise:  # + softplus(3x3 head) * the last C noise channels
+        scale = jax.nn.softplus(_plain_conv(x, e.out_scale.kernel[...]) + e.out_scale.bias[...])
+        out = out + scale[:, :h, :w] * pixel_noise[..., 1 + e.noise_maps:]
+    return out
 
 
 def _called(module, *args):
@@ -150,10 +154,13 @@ def _called(module, *args):
     return nnx.jit(lambda m, *a: m(*a))(module, *args)
 
 
-@pytest.mark.parametrize("shape,cond_dim,noise_channels,spatial_noise,depth",
-                         [((28, 28, 1), 0, False, False, 1), ((12, 12, 5), 2, True, False, 1),
-                          ((13, 9, 2), 1, False, True, 2), ((28, 28, 1), 0, False, True, 1)])
-def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels, spatial_noise, depth):
+@pytest.mark.parametrize("shape,cond_dim,noise_channels,spatial_noise,depth,output_noise",
+                         [((28, 28, 1), 0, False, False, 1, False),
+                          ((12, 12, 5), 2, True, False, 1, True),
+                          ((13, 9, 2), 1, False, True, 2, True),
+                          ((28, 28, 1), 0, False, True, 1, False)])
+def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels, spatial_noise, depth,
+                                        output_noise):
     """The restructured layers (constant channels convolved once, 1x1 convolutions as products,
     stride-2 convolutions with written-out derivatives) compute the concatenate-and-convolve
     networks, values and the R1 penalty's second derivatives."""
@@ -181,11 +188,14 @@ def test_layers_equal_plain_formulation(shape, cond_dim, noise_channels, spatial
     p = 3 + cond_dim
     e = nnx.jit(lambda: EmulatorNet(p, shape, noise_dim=4, width=4, noise_channels=noise_channels,
                                     spatial_noise=spatial_noise, depth=depth,
-                                    rngs=nnx.Rngs(1)))()
+                                    output_noise=output_noise, rngs=nnx.Rngs(1)))()
     assert e.noise_maps == (len(e.convs) if spatial_noise else 0)
     assert hasattr(e, "deeper") == (depth > 1)  # depth 1: the original layers, nothing added
+    assert hasattr(e, "out_scale") == output_noise and e.noise_out == output_noise * shape[2]
+    if output_noise:  # a non-trivial scale map (it starts as a constant)
+        e.out_scale.kernel[...] = 0.3 * jax.random.normal(k[1], e.out_scale.kernel[...].shape)
     u, z = jax.random.uniform(k[2], (n, p)), jax.random.normal(k[3], (n, 4))
-    noise = jax.random.normal(k[0], (n, *shape[:2], 1 + e.noise_maps))
+    noise = jax.random.normal(k[0], (n, *shape[:2], 1 + e.noise_maps + e.noise_out))
     np.testing.assert_allclose(_called(e, u, z, noise), _plain_emulator(e, u, z, noise), rtol=1e-5,
                                atol=1e-5)
 
