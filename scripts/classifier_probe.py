@@ -18,6 +18,9 @@ view keeps the unit-cube point beside the image, as the suite does):
   readings, pixel statistics, structure descriptors), as a vector.
 
 A view where the AUC stays near 1 while its floor is near 0.5 holds what gives the emulator away.
+The script first prints single cues, one number at a time: per channel the mean number of
+non-zero pixels per image (a readout threshold's occupancy), how well that count alone separates
+E from T (AUC), and E's mean channel sum over T's; and the summary that separates best alone.
 
     python scripts/classifier_probe.py --emulator runs/calorimeter/emulator --study calorimeter
     python scripts/classifier_probe.py --emulator runs/line/emulator --study line
@@ -34,7 +37,7 @@ import numpy as np
 import magan
 from magan.runtime.io import atomic_write_json
 from magan.validation.samples import draw
-from magan.validation.two_sample import classifier_two_sample_test
+from magan.validation.two_sample import auc_score, classifier_two_sample_test
 
 VIEWS = ("full", "occupancy", "spectrum", "blurred", "bright", "faint", "summaries")
 
@@ -77,6 +80,39 @@ def views(emu, images: np.ndarray, cond, reference: np.ndarray) -> dict[str, np.
     }
 
 
+def single_cues(emu, s) -> dict:
+    """One number at a time, E against T (physical images): per channel the mean number of
+    non-zero pixels per image (T, T', E), the AUC of that count alone (folded to >= 0.5) and the
+    ratio of the channel's mean sum; per summary of :meth:`magan.Emulator.describe` its AUC."""
+    t1, t2, e = (np.asarray(x) for x in (s.t1, s.t2, s.e))
+    counts = {name: (x != 0).sum(axis=(1, 2)) for name, x in (("T", t1), ("T'", t2), ("E", e))}
+
+    def folded(a, b):
+        v = auc_score(a, b)
+        return round(float(max(v, 1.0 - v)), 3)
+
+    ft, fe = emu.describe(t1, s.cond), emu.describe(e, s.cond)
+    return {"nonzero_per_channel": {k: v.mean(axis=0).round(1).tolist() for k, v in counts.items()},
+            "nonzero_auc_per_channel": [folded(counts["T"][:, c], counts["E"][:, c])
+                                        for c in range(t1.shape[-1])],
+            "sum_ratio_per_channel": (e.sum(axis=(0, 1, 2)) / t1.sum(axis=(0, 1, 2))).round(3)
+                                     .tolist(),
+            "summary_auc": {nm: folded(ft[:, j], fe[:, j])
+                            for j, nm in enumerate(emu.description_names)}}
+
+
+def print_cues(cues: dict) -> None:
+    for title, rows in (("non-zero pixels per image, by channel", cues["nonzero_per_channel"]),
+                        ("E vs T by that count alone (AUC)",
+                         {"": cues["nonzero_auc_per_channel"]}),
+                        ("E / T sum, by channel", {"": cues["sum_ratio_per_channel"]})):
+        print(title + ":")
+        for name, row in rows.items():
+            print(f"  {name:2s} " + " ".join(f"{v:6.3g}" for v in row))
+    best = max(cues["summary_auc"].items(), key=lambda kv: kv[1])
+    print(f"best single summary: {best[0]} (AUC {best[1]:.3f})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--emulator", required=True, help="an emulator folder (Emulator.save)")
@@ -100,6 +136,8 @@ def main():
     s = draw(emu, sim, np.random.default_rng([args.seed, 1001]), args.n)
     t1_net = np.asarray(emu.transform.forward(s.t1, s.cond), np.float32)
     vt1, vt2, ve = (views(emu, x, s.cond, t1_net) for x in (s.t1, s.t2, s.e))
+    cues = single_cues(emu, s)
+    print_cues(cues)
     rows = {}
     print("| view | AUC emulator vs simulator | AUC simulator vs simulator (floor) | s |")
     print("|---|---|---|---|")
@@ -115,7 +153,7 @@ def main():
     if args.out:
         atomic_write_json(Path(args.out), {"emulator": args.emulator, "study": args.study,
                                            "n": args.n, "steps": args.steps, "seed": args.seed,
-                                           "views": rows})
+                                           "views": rows, **cues})
     return rows
 
 
