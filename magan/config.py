@@ -93,6 +93,10 @@ class PretrainConfig:
     # two simulations at the same point (S held fixed): per-point distribution matching in the
     # space S learned to tell emulations apart in, for simulators without hand-written features
     siamese_feature_weight: float = 0.0
+    # weight of the sum of 1-D energy scores of generic texture descriptors (log power in four
+    # bands of spatial frequency, magan.pretraining.features.structure_bands), each in units of
+    # the simulator's spread between two images at the same point: needs no hand-written features
+    structure_weight: float = 0.0
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     # the runtime (results do not depend on these, except on_nonfinite="drop")
     prefetch: int = 4  # batches each background simulator thread keeps ready
@@ -115,7 +119,8 @@ class PretrainConfig:
             ("lr_emulator lr_siamese", _finite_positive, "a finite number > 0"),
             ("beta1 beta2 ema_decay", _fraction, "in [0, 1)"),
             ("r1_gamma aux_weight adversarial_weight energy_weight feature_weight "
-             "feature_marginal_weight pixel_marginal_weight siamese_feature_weight",
+             "feature_marginal_weight pixel_marginal_weight siamese_feature_weight "
+             "structure_weight",
              _finite_at_least_0,
              "a finite number >= 0"),
             ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),

@@ -121,13 +121,16 @@ def marginal_energy_score(e1, e2, x1, x2):
 
 
 def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, key,
-                  cfg: PretrainConfig, *, n_params: int, features: Callable | None = None):
+                  cfg: PretrainConfig, *, n_params: int, features: Callable | None = None,
+                  structure: Callable | None = None):
     """E's loss: fool S on (x1, E(unit)) pairs (weight ``cfg.adversarial_weight``), let S's
     regression head read the parameters back (``cfg.aux_weight``), the energy score of two
     emulations against (x1, x2) in the networks' space (``cfg.energy_weight``, if > 0) and of
     their high-level features (``cfg.feature_weight`` / ``cfg.feature_marginal_weight``, when
-    ``features`` is given), the per-pixel energy scores (``cfg.pixel_marginal_weight``) and the
-    energy score of S's branch embeddings (``cfg.siamese_feature_weight``; S fixed).
+    ``features`` is given), the per-pixel energy scores (``cfg.pixel_marginal_weight``), the
+    energy score of S's branch embeddings (``cfg.siamese_feature_weight``; S fixed) and the 1-D
+    energy scores of the generic structure descriptors (``cfg.structure_weight``, with
+    ``structure``: standardised like ``features``).
 
     The first ``n_params`` columns of ``batch.unit`` are the parameters. ``features(x_net,
     cond_phys) -> (B, F)`` maps network-space images to standardised physical features. With
@@ -154,8 +157,9 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     loss = cfg.adversarial_weight * adv + cfg.aux_weight * aux
     use_features = features is not None and (cfg.feature_weight > 0
                                               or cfg.feature_marginal_weight > 0)
+    use_structure = structure is not None and cfg.structure_weight > 0
     if (cfg.energy_weight > 0 or cfg.pixel_marginal_weight > 0 or use_features
-            or cfg.siamese_feature_weight > 0):
+            or cfg.siamese_feature_weight > 0 or use_structure):
         fake2 = emulate(graphs.e, params_e, unit, k2, dtype)
     if cfg.energy_weight > 0:
         es = energy_score(fake, fake2, x1, x2)
@@ -185,6 +189,11 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
                      for j in range(feats[0].shape[1]))
             metrics["feature_marginal_score"] = ms
             loss = loss + cfg.feature_marginal_weight * ms
+    if use_structure:
+        ds = [structure(x, batch.cond_phys) for x in (fake, fake2, x1, x2)]
+        ts = sum(energy_score(*(d[:, j:j + 1] for d in ds)) for j in range(ds[0].shape[1]))
+        metrics["structure_score"] = ts
+        loss = loss + cfg.structure_weight * ts
     return loss, (metrics, fake)
 
 

@@ -34,7 +34,7 @@ from magan.emulator import Emulator
 from magan.fitting.diagnostics import training_image_ranges
 from magan.losses import EmulatorGraphs, PairBatch
 from magan.nn.build import build_emulator_nets
-from magan.pretraining.features import standardised_features
+from magan.pretraining.features import standardised_features, structure_bands
 from magan.pretraining.feeding import SimulationFeeder, draw_training_batch
 from magan.pretraining.state import init_state, network_sizes, optimisers
 from magan.pretraining.step import (
@@ -112,10 +112,12 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
             if features is not None and (cfg.feature_weight > 0
                                          or cfg.feature_marginal_weight > 0):
                 feature_fn = standardised_features(features, transform, simulator, space, seed)
+            structure_fn = (standardised_features(structure_bands, transform, simulator, space,
+                                                  seed) if cfg.structure_weight > 0 else None)
             run = _Run.start(cfg, simulator, space, transform, seed, devices)
             ckpt = _Checkpointing.open(workdir, run)
             start, history, feeder_start = ckpt.resume(run)
-            step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn)
+            step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn, structure_fn)
         feeder = None if simulator.traceable else _feeder(run, feeder_start)
         ckpt.feeder = feeder
         try:

@@ -1,6 +1,6 @@
 """The spread scores of pre-training: the per-pixel energy score (CRPS) is finite and smallest
-at the right spread; it and the energy score of S's embeddings are wired into E's loss behind
-their weights."""
+at the right spread; it, the energy score of S's embeddings and the structure score are wired
+into E's loss behind their weights."""
 
 import jax
 import jax.numpy as jnp
@@ -32,7 +32,26 @@ def test_marginal_energy_score_has_a_gradient_for_equal_images():
     assert np.isfinite(np.asarray(g)).all()
 
 
-@pytest.mark.parametrize("name", ["pixel_marginal_weight", "siamese_feature_weight"])
+def test_structure_bands_are_the_closure_checks_power_bands():
+    """The differentiable texture descriptors of the structure score are the closure check's
+    power bands (magan.fitting.diagnostics.image_structure), image sizes with and without the
+    lowest band; and they have finite gradients."""
+    from magan.fitting.diagnostics import image_structure
+    from magan.pretraining.features import structure_bands
+
+    rng = np.random.default_rng(0)
+    for shape in ((3, 32, 32, 1), (3, 12, 10, 2)):
+        x = rng.normal(size=shape).astype(np.float32)
+        x[:, :, : shape[2] // 2] *= 3.0
+        ref = image_structure(x)[:, :4]
+        ref = ref[:, np.any(ref != 0, axis=0)]  # bands without frequencies are left out
+        np.testing.assert_allclose(structure_bands(jnp.asarray(x)), ref, rtol=1e-5, atol=1e-5)
+        g = jax.grad(lambda a: structure_bands(a).sum())(jnp.asarray(x))
+        assert np.isfinite(np.asarray(g)).all() and float(jnp.abs(g).max()) > 0
+
+
+@pytest.mark.parametrize("name", ["pixel_marginal_weight", "siamese_feature_weight",
+                                  "structure_weight"])
 def test_spread_weights_are_validated(name):
     assert getattr(PretrainConfig(), name) == 0.0
     with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
@@ -42,10 +61,12 @@ def test_spread_weights_are_validated(name):
 
 @pytest.mark.parametrize("weight_name, metric", [("pixel_marginal_weight", "pixel_marginal_score"),
                                                  ("siamese_feature_weight",
-                                                  "siamese_feature_score")])
+                                                  "siamese_feature_score"),
+                                                 ("structure_weight", "structure_score")])
 def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
     from magan.losses import EmulatorGraphs, PairBatch, emulator_loss
     from magan.nn.build import build_emulator_nets
+    from magan.pretraining.features import structure_bands
     from magan.pretraining.state import network_sizes
 
     tiny = replace(PretrainConfig(), emulator_width=2, siamese_width=2, siamese_embedding_width=4,
@@ -58,7 +79,7 @@ def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
     def loss(weight, params_e=pe):
         cfg = replace(tiny, **{weight_name: weight})
         return emulator_loss(params_e, ps, EmulatorGraphs(ge, gs), batch, jax.random.key(1), cfg,
-                             n_params=2)
+                             n_params=2, structure=lambda x, c: structure_bands(x) / 0.5)
 
     (l0, (m0, _)), (l2, (m2, _)) = loss(0.0), loss(2.0)
     assert metric not in m0 and np.isfinite(float(m2[metric]))
