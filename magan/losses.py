@@ -120,6 +120,12 @@ def marginal_energy_score(e1, e2, x1, x2):
     return jnp.mean(cross - 0.5 * dist(e1, e2))
 
 
+def _per_column_energy_scores(cols):
+    """The sum over columns j of :func:`energy_score` of ``[e1, e2, x1, x2]`` (each (B, F))
+    restricted to column j: every feature's own 1-D score."""
+    return sum(energy_score(*(c[:, j:j + 1] for c in cols)) for j in range(cols[0].shape[1]))
+
+
 def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, key,
                   cfg: PretrainConfig, *, n_params: int, features: Callable | None = None,
                   structure: Callable | None = None):
@@ -185,13 +191,12 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
         if cfg.feature_marginal_weight > 0:
             # each feature's own 1-D energy score (its CRPS) presses on every feature with the
             # same force however many there are; the joint score's pull shrinks like 1/sqrt(F)
-            ms = sum(energy_score(*(f[:, j:j + 1] for f in feats))
-                     for j in range(feats[0].shape[1]))
+            ms = _per_column_energy_scores(feats)
             metrics["feature_marginal_score"] = ms
             loss = loss + cfg.feature_marginal_weight * ms
     if use_structure:
-        ds = [structure(x, batch.cond_phys) for x in (fake, fake2, x1, x2)]
-        ts = sum(energy_score(*(d[:, j:j + 1] for d in ds)) for j in range(ds[0].shape[1]))
+        ts = _per_column_energy_scores([structure(x, batch.cond_phys)
+                                        for x in (fake, fake2, x1, x2)])
         metrics["structure_score"] = ts
         loss = loss + cfg.structure_weight * ts
     return loss, (metrics, fake)

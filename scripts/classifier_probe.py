@@ -63,10 +63,10 @@ def block_mean(x: np.ndarray) -> np.ndarray:
     return x.reshape(n, x.shape[1] // 2, 2, x.shape[2] // 2, 2, c).mean(axis=(2, 4))
 
 
-def views(emu, images: np.ndarray, cond, reference: np.ndarray) -> dict[str, np.ndarray]:
-    """Every view of physical ``images`` (N, H, W, C); ``reference`` (the simulator's network-space
-    images) sets the ``bright`` and ``faint`` cuts."""
-    net = np.asarray(emu.transform.forward(images, cond), np.float32)
+def views(net: np.ndarray, summaries: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
+    """Every view of one source: its network-space images ``net`` (N, H, W, C) and per-image
+    summaries (N, F); ``reference`` (the simulator's network-space images) sets the ``bright``
+    and ``faint`` cuts."""
     ref = reference[reference > 0]
     hi, lo = np.quantile(ref, 0.9), np.quantile(ref, 0.5)
     return {
@@ -76,14 +76,15 @@ def views(emu, images: np.ndarray, cond, reference: np.ndarray) -> dict[str, np.
         "blurred": block_mean(net),
         "bright": np.where(net >= hi, net, 0.0).astype(np.float32),
         "faint": np.where((net > 0) & (net < lo), net, 0.0).astype(np.float32),
-        "summaries": np.asarray(emu.describe(images, cond), np.float32),
+        "summaries": summaries,
     }
 
 
-def single_cues(emu, s) -> dict:
+def single_cues(emu, s, ft: np.ndarray, fe: np.ndarray) -> dict:
     """One number at a time, E against T (physical images): per channel the mean number of
     non-zero pixels per image (T, T', E), the AUC of that count alone (folded to >= 0.5) and the
-    ratio of the channel's mean sum; per summary of :meth:`magan.Emulator.describe` its AUC."""
+    ratio of the channel's mean sum; per summary of :meth:`magan.Emulator.describe` (T's ``ft``
+    and E's ``fe``, (N, F) each) its AUC."""
     t1, t2, e = (np.asarray(x) for x in (s.t1, s.t2, s.e))
     counts = {name: (x != 0).sum(axis=(1, 2)) for name, x in (("T", t1), ("T'", t2), ("E", e))}
 
@@ -91,7 +92,6 @@ def single_cues(emu, s) -> dict:
         v = auc_score(a, b)
         return round(float(max(v, 1.0 - v)), 3)
 
-    ft, fe = emu.describe(t1, s.cond), emu.describe(e, s.cond)
     return {"nonzero_per_channel": {k: v.mean(axis=0).round(1).tolist() for k, v in counts.items()},
             "nonzero_auc_per_channel": [folded(counts["T"][:, c], counts["E"][:, c])
                                         for c in range(t1.shape[-1])],
@@ -134,9 +134,11 @@ def main():
                          "folder is what Emulator.save / magan pretrain --out writes)")
     emu, sim = magan.load_emulator(args.emulator), simulator_of(args.study)
     s = draw(emu, sim, np.random.default_rng([args.seed, 1001]), args.n)
-    t1_net = np.asarray(emu.transform.forward(s.t1, s.cond), np.float32)
-    vt1, vt2, ve = (views(emu, x, s.cond, t1_net) for x in (s.t1, s.t2, s.e))
-    cues = single_cues(emu, s)
+    sources = (s.t1, s.t2, s.e)
+    nets = [np.asarray(emu.transform.forward(x, s.cond), np.float32) for x in sources]
+    summaries = [emu.describe(x, s.cond) for x in sources]  # float64; the classifier casts
+    vt1, vt2, ve = (views(net, f, nets[0]) for net, f in zip(nets, summaries))
+    cues = single_cues(emu, s, summaries[0], summaries[2])
     print_cues(cues)
     rows = {}
     print("| view | AUC emulator vs simulator | AUC simulator vs simulator (floor) | s |")

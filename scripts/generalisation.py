@@ -79,12 +79,10 @@ def _emulator(bench, cfg, folder: Path, preset: str, seed: int, overrides: str =
         settings["pretrain_set"] = overrides
     settings["pretrain_config"] = dataclasses.asdict(cfg)
     if (path / "emulator.json").exists():
-        old = json.loads(stamp.read_text()) if stamp.exists() else settings
+        old = json.loads(stamp.read_text()) if stamp.exists() else dict(settings)
         if "pretrain_config" in old:  # a field added to PretrainConfig since, at its default,
-            defaults = dataclasses.asdict(type(cfg)())  # is the emulator of then
-            old = {**old, "pretrain_config": {**{k: v for k, v in defaults.items()
-                                                 if k not in old["pretrain_config"]},
-                                              **old["pretrain_config"]}}
+            # is the emulator of then
+            old["pretrain_config"] = {**dataclasses.asdict(type(cfg)()), **old["pretrain_config"]}
         same = (old == settings if "pretrain_config" in old  # older stamps: the text alone
                 else old == {k: v for k, v in settings.items() if k != "pretrain_config"})
         if not same:

@@ -98,6 +98,14 @@ def image_statistics(images) -> dict[str, np.ndarray]:
 
 STRUCTURE = ("power band 1", "power band 2", "power band 3", "power band 4",
              "orientation coherence")
+POWER_BAND_EDGES = (0.0, 0.125, 0.25, 0.5, np.inf)  # fractions of the Nyquist frequency
+
+
+def power_band_rings(h: int, w: int) -> list[np.ndarray]:
+    """The (H, W) boolean masks of the 2-D FFT grid's frequencies in each radial band of
+    :data:`POWER_BAND_EDGES` (the zero frequency in none; a band may be empty in small images)."""
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")) / 0.5
+    return [(k > lo) & (k <= hi) for lo, hi in zip(POWER_BAND_EDGES, POWER_BAND_EDGES[1:])]
 
 
 def image_structure(images) -> np.ndarray:
@@ -115,13 +123,9 @@ def image_structure(images) -> np.ndarray:
     n, h, w = x.shape
     x = x - x.mean(axis=(1, 2), keepdims=True)
     power = np.abs(np.fft.fft2(x)) ** 2 / (h * w)
-    k = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")) / 0.5
     tiny = 1e-12 * power.mean(axis=(1, 2)) + 1e-300
-    edges = [0.0, 0.125, 0.25, 0.5, np.inf]  # fractions of the Nyquist frequency
-    bands = []
-    for lo, hi in zip(edges, edges[1:]):
-        ring = (k > lo) & (k <= hi)
-        bands.append(np.log(power[:, ring].mean(axis=1) + tiny) if ring.any() else np.zeros(n))
+    bands = [np.log(power[:, ring].mean(axis=1) + tiny) if ring.any() else np.zeros(n)
+             for ring in power_band_rings(h, w)]
     gy, gx = np.gradient(_box(x, 1), axis=(1, 2)) if min(h, w) > 1 else (x * 0, x * 0)
     jxx, jyy, jxy = (_box(g, 2) for g in (gx * gx, gy * gy, gx * gy))
     coherent = np.sqrt((jxx - jyy) ** 2 + 4.0 * jxy ** 2).sum(axis=(1, 2))

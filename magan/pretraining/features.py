@@ -6,32 +6,27 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from magan.fitting.diagnostics import power_band_rings
 from magan.pretraining.feeding import draw_training_batch
 from magan.transforms import ImageTransform
 
-__all__ = ["standardised_features", "structure_bands", "STRUCTURE_BAND_EDGES"]
-
-# radial bands of spatial frequency, in fractions of the Nyquist frequency (the closure check's
-# power bands, magan.fitting.diagnostics.image_structure)
-STRUCTURE_BAND_EDGES = (0.0, 0.125, 0.25, 0.5, np.inf)
+__all__ = ["standardised_features", "structure_bands"]
 
 
 def structure_bands(images, conditions=None):
     """Generic texture descriptors for pre-training's structure score (jax.numpy,
     differentiable): (N, H, W, C) images -> (N, B) the log of the mean power of each image's 2-D
-    Fourier transform (channels summed, mean removed) in the radial bands of
-    :data:`STRUCTURE_BAND_EDGES` that hold frequencies (B = 4 from 16 pixels a side; fewer in
-    smaller images). ``conditions`` is ignored. How much an image varies at each scale: a
-    texture's smoothness, a pixel noise's level, an object's sharpness; no hand-written feature
-    needed."""
+    Fourier transform (channels summed, mean removed) in the radial bands of the closure check's
+    power bands (:func:`magan.fitting.diagnostics.power_band_rings`) that hold frequencies (B = 4
+    from 16 pixels a side; fewer in smaller images). ``conditions`` is ignored. How much an
+    image varies at each scale: a texture's smoothness, a pixel noise's level, an object's
+    sharpness; no hand-written feature needed."""
     x = jnp.sum(images, axis=-1)
     n, h, w = x.shape
     x = x - jnp.mean(x, axis=(1, 2), keepdims=True)
     power = jnp.abs(jnp.fft.fft2(x)) ** 2 / (h * w)
-    k = np.hypot(*np.meshgrid(np.fft.fftfreq(h), np.fft.fftfreq(w), indexing="ij")) / 0.5
-    rings = [(k > lo) & (k <= hi) for lo, hi in zip(STRUCTURE_BAND_EDGES,
-                                                     STRUCTURE_BAND_EDGES[1:])]
-    masks = np.stack([r / r.sum() for r in rings if r.any()], axis=-1).astype(np.float32)
+    masks = np.stack([r / r.sum() for r in power_band_rings(h, w) if r.any()],
+                     axis=-1).astype(np.float32)
     band = jnp.einsum("nhw,hwb->nb", power, jnp.asarray(masks))
     tiny = 1e-12 * jnp.mean(power, axis=(1, 2))[:, None] + 1e-30
     return jnp.log(band + tiny)
