@@ -97,6 +97,11 @@ class PretrainConfig:
     # bands of spatial frequency, magan.pretraining.features.structure_bands), each in units of
     # the simulator's spread between two images at the same point: needs no hand-written features
     structure_weight: float = 0.0
+    # weight of the sum of 1-D energy scores of each channel's count of values above the image
+    # transform's readout threshold (magan.pretraining.features.occupancy_counts; needs a
+    # transform with a threshold), in units of the simulator's spread: a sparse detector's
+    # occupancy, which a classifier reads first
+    occupancy_weight: float = 0.0
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     # the runtime (results do not depend on these, except on_nonfinite="drop")
     prefetch: int = 4  # batches each background simulator thread keeps ready
@@ -120,7 +125,7 @@ class PretrainConfig:
             ("beta1 beta2 ema_decay", _fraction, "in [0, 1)"),
             ("r1_gamma aux_weight adversarial_weight energy_weight feature_weight "
              "feature_marginal_weight pixel_marginal_weight siamese_feature_weight "
-             "structure_weight",
+             "structure_weight occupancy_weight",
              _finite_at_least_0,
              "a finite number >= 0"),
             ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),

@@ -128,15 +128,16 @@ def _per_column_energy_scores(cols):
 
 def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, key,
                   cfg: PretrainConfig, *, n_params: int, features: Callable | None = None,
-                  structure: Callable | None = None):
+                  descriptors: dict[str, Callable] | None = None):
     """E's loss: fool S on (x1, E(unit)) pairs (weight ``cfg.adversarial_weight``), let S's
     regression head read the parameters back (``cfg.aux_weight``), the energy score of two
     emulations against (x1, x2) in the networks' space (``cfg.energy_weight``, if > 0) and of
     their high-level features (``cfg.feature_weight`` / ``cfg.feature_marginal_weight``, when
     ``features`` is given), the per-pixel energy scores (``cfg.pixel_marginal_weight``), the
     energy score of S's branch embeddings (``cfg.siamese_feature_weight``; S fixed) and the 1-D
-    energy scores of the generic structure descriptors (``cfg.structure_weight``, with
-    ``structure``: standardised like ``features``).
+    energy scores of generic descriptors, ``descriptors = {name: fn}`` standardised like
+    ``features`` and weighted by ``cfg.<name>_weight`` (``structure``: the power in bands of
+    spatial frequency; ``occupancy``: the count of values above the readout threshold).
 
     The first ``n_params`` columns of ``batch.unit`` are the parameters. ``features(x_net,
     cond_phys) -> (B, F)`` maps network-space images to standardised physical features. With
@@ -163,9 +164,10 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     loss = cfg.adversarial_weight * adv + cfg.aux_weight * aux
     use_features = features is not None and (cfg.feature_weight > 0
                                               or cfg.feature_marginal_weight > 0)
-    use_structure = structure is not None and cfg.structure_weight > 0
+    descriptors = {name: fn for name, fn in (descriptors or {}).items()
+                   if getattr(cfg, f"{name}_weight") > 0}
     if (cfg.energy_weight > 0 or cfg.pixel_marginal_weight > 0 or use_features
-            or cfg.siamese_feature_weight > 0 or use_structure):
+            or cfg.siamese_feature_weight > 0 or descriptors):
         fake2 = emulate(graphs.e, params_e, unit, k2, dtype)
     if cfg.energy_weight > 0:
         es = energy_score(fake, fake2, x1, x2)
@@ -194,11 +196,10 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
             ms = _per_column_energy_scores(feats)
             metrics["feature_marginal_score"] = ms
             loss = loss + cfg.feature_marginal_weight * ms
-    if use_structure:
-        ts = _per_column_energy_scores([structure(x, batch.cond_phys)
-                                        for x in (fake, fake2, x1, x2)])
-        metrics["structure_score"] = ts
-        loss = loss + cfg.structure_weight * ts
+    for name, fn in descriptors.items():
+        ds = _per_column_energy_scores([fn(x, batch.cond_phys) for x in (fake, fake2, x1, x2)])
+        metrics[f"{name}_score"] = ds
+        loss = loss + getattr(cfg, f"{name}_weight") * ds
     return loss, (metrics, fake)
 
 

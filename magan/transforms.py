@@ -33,8 +33,10 @@ class ImageTransform:
         """Physical images (N, H, W, C) -> network space, same shape."""
         raise NotImplementedError
 
-    def inverse(self, x, conditions=None, xp=np):
-        """Network space (N, H, W, C) -> physical images, same shape."""
+    def inverse(self, x, conditions=None, xp=np, cut: bool = True):
+        """Network space (N, H, W, C) -> physical images, same shape. ``cut=False`` skips the
+        readout threshold (if the transform has one) and returns the values before it, on the
+        same scale."""
         raise NotImplementedError
 
     def to_dict(self) -> dict:
@@ -50,7 +52,7 @@ class IdentityTransform(ImageTransform):
     def forward(self, images, conditions=None, xp=np):
         return images
 
-    def inverse(self, x, conditions=None, xp=np):
+    def inverse(self, x, conditions=None, xp=np, cut: bool = True):
         return x
 
 
@@ -111,20 +113,20 @@ class PowerTransform(ImageTransform):
             x = xp.concatenate([x, xp.broadcast_to(total ** self.power, (n, h, w, 1))], axis=-1)
         return x.astype(images.dtype)
 
-    def inverse(self, x, conditions=None, xp=np):
+    def inverse(self, x, conditions=None, xp=np, cut: bool = True):
         norm = self._norm(conditions, xp, x.ndim)
         body = x[..., :-1] if self.total_channel else x
-        out = norm * xp.maximum(body, 0.0) ** (1.0 / self.power)
-        if self.threshold > 0:
-            out = xp.where(out >= self.threshold, out, 0.0)
+        pre = norm * xp.maximum(body, 0.0) ** (1.0 / self.power)
+        out = xp.where(pre >= self.threshold, pre, 0.0) if self.threshold > 0 else pre
         if self.total_channel:
             n, h, w, _ = x.shape
             t = xp.maximum(xp.mean(x[..., -1:], axis=(1, 2), keepdims=True), 0.0)
             total = norm * h * w * t ** (1.0 / self.power)
-            out = out * (total / (xp.sum(out, axis=(1, 2, 3), keepdims=True) + 1e-12))
+            rescale = total / (xp.sum(out, axis=(1, 2, 3), keepdims=True) + 1e-12)
+            out, pre = out * rescale, pre * rescale
             if self.threshold > 0:
                 out = xp.where(out >= self.threshold, out, 0.0)
-        return out.astype(x.dtype)
+        return (out if cut else pre).astype(x.dtype)
 
 
 _KINDS = {"identity": IdentityTransform, "power": PowerTransform}

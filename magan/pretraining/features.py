@@ -3,6 +3,7 @@ simulator's own spread between two simulations at the same point."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -10,7 +11,7 @@ from magan.fitting.diagnostics import power_band_rings
 from magan.pretraining.feeding import draw_training_batch
 from magan.transforms import ImageTransform
 
-__all__ = ["standardised_features", "structure_bands"]
+__all__ = ["calibration_batch", "occupancy_counts", "standardised_features", "structure_bands"]
 
 
 def structure_bands(images, conditions=None):
@@ -32,12 +33,50 @@ def structure_bands(images, conditions=None):
     return jnp.log(band + tiny)
 
 
-def standardised_features(features, transform: ImageTransform, simulator, space, seed: int):
+def occupancy_counts(transform: ImageTransform, softness: float = 0.5):
+    """Per-channel occupancy for pre-training's occupancy score: ``f(x_net, cond_phys) -> (B, C)``,
+    the number of each image's physical values (per channel, e.g. per calorimeter layer) that
+    pass the transform's readout threshold ``t``, from network-space images (B, H, W, C').
+
+    The value is the exact count, as the simulator's readout makes it; the gradient is that of the
+    smooth count ``sum sigmoid((v - t) / (softness t))`` over the values ``v`` before the cut (a
+    straight-through estimate), so E learns to move values across the threshold, which the
+    exact count (flat almost everywhere) would not teach it. Needs a transform with a readout
+    threshold (:class:`~magan.transforms.PowerTransform` ``threshold > 0``)."""
+    threshold = float(getattr(transform, "threshold", 0.0))
+    if not threshold > 0:
+        raise ValueError(f"The occupancy score counts values above the image transform's readout "
+                         f"threshold, but {type(transform).__name__} has none: give the study a "
+                         "PowerTransform(threshold=...) (the threshold your simulator applies), "
+                         "or set PretrainConfig.occupancy_weight=0.")
+    width = softness * threshold
+
+    def counts(x_net, cond_phys):
+        hit = (transform.inverse(x_net, cond_phys, xp=jnp) > 0).astype(jnp.float32)
+        before_cut = transform.inverse(x_net, cond_phys, xp=jnp, cut=False)
+        smooth = jax.nn.sigmoid((before_cut.astype(jnp.float32) - threshold) / width)
+        return jnp.sum(smooth + jax.lax.stop_gradient(hit - smooth), axis=(1, 2))
+
+    return counts
+
+
+def calibration_batch(simulator, space, transform: ImageTransform, seed: int):
+    """The pairs of simulations that :func:`standardised_features` measures spreads on: 256
+    points (1024 with per-event conditions) drawn across the space, two simulations each, as a
+    pre-training batch ``(unit, cond_phys, x1, x2)`` in network space."""
+    n = 256 if simulator.conditions is None else 1024
+    return draw_training_batch(simulator, space, np.random.default_rng([seed, 99]), n, transform)
+
+
+def standardised_features(features, transform: ImageTransform, batch, conditions,
+                          network_space: bool = False):
     """Wrap ``features`` as ``f(x_net, cond_phys) -> (B, F)``, in units of each feature's
-    *within-point* spread: the std of ``(f(x1) - f(x2)) / sqrt(2)`` over pairs of simulations
-    made at the same points (drawn across the space and conditions). In these units a bias of the
-    size of the simulator's own fluctuations costs the same for every feature, which is what the
-    separation power of a histogram sees.
+    *within-point* spread: the std of ``(f(x1) - f(x2)) / sqrt(2)`` over the pairs of simulations
+    made at the same points in ``batch`` (:func:`calibration_batch`; ``conditions`` the
+    simulator's :class:`~magan.space.ConditionSpace` or None). ``features(images, conditions)``
+    takes physical images, or with ``network_space`` the network-space images as they are. In
+    these units a bias of the size of the simulator's own fluctuations costs the same for every
+    feature, which is what the separation power of a histogram sees.
 
     With per-event conditions the spread is modelled as ``s_f * exp(u(c) . b_f)`` (u the unit-cube
     conditions; b_f from a least-squares fit of log|f(x1) - f(x2)| on u, s_f so that the pairs'
@@ -45,15 +84,13 @@ def standardised_features(features, transform: ImageTransform, simulator, space,
     100 GeV than at 10 GeV, and one spread for all energies would make the loss blind where the
     simulator is tightest.
     """
-    conditions = simulator.conditions
-    n = 256 if conditions is None else 1024
-    batch = draw_training_batch(simulator, space, np.random.default_rng([seed, 99]), n, transform)
     _, cond, x1, x2 = batch
+    n = len(x1)
     has_cond = conditions is not None
 
     def raw(x_net, cond_phys):
         c = cond_phys if has_cond else None
-        return features(transform.inverse(x_net, c, xp=jnp), c)
+        return features(x_net if network_space else transform.inverse(x_net, c, xp=jnp), c)
 
     f1, f2 = (np.asarray(raw(jnp.asarray(x), jnp.asarray(cond)), np.float64) for x in (x1, x2))
     if f1.ndim != 2 or f1.shape[0] != n or not (np.isfinite(f1).all() and np.isfinite(f2).all()):

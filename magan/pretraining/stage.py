@@ -34,7 +34,12 @@ from magan.emulator import Emulator
 from magan.fitting.diagnostics import training_image_ranges
 from magan.losses import EmulatorGraphs, PairBatch
 from magan.nn.build import build_emulator_nets
-from magan.pretraining.features import standardised_features, structure_bands
+from magan.pretraining.features import (
+    calibration_batch,
+    occupancy_counts,
+    standardised_features,
+    structure_bands,
+)
 from magan.pretraining.feeding import SimulationFeeder, draw_training_batch
 from magan.pretraining.state import init_state, network_sizes, optimisers
 from magan.pretraining.step import (
@@ -108,16 +113,12 @@ def train_emulator(simulator: Simulator, space: ParameterSpace,
     watch = Watch.of(workdir, callbacks, tensorboard)
     with _owned(workdir):  # checked to take files, and locked, before any work
         with phase("pre-training: building the networks", progress):
-            feature_fn = None
-            if features is not None and (cfg.feature_weight > 0
-                                         or cfg.feature_marginal_weight > 0):
-                feature_fn = standardised_features(features, transform, simulator, space, seed)
-            structure_fn = (standardised_features(structure_bands, transform, simulator, space,
-                                                  seed) if cfg.structure_weight > 0 else None)
+            feature_fn, descriptors = _standardised_scores(cfg, features, transform, simulator,
+                                                           space, seed)
             run = _Run.start(cfg, simulator, space, transform, seed, devices)
             ckpt = _Checkpointing.open(workdir, run)
             start, history, feeder_start = ckpt.resume(run)
-            step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn, structure_fn)
+            step = make_step(cfg, run.graphs, run.txs, space.dim, feature_fn, descriptors)
         feeder = None if simulator.traceable else _feeder(run, feeder_start)
         ckpt.feeder = feeder
         try:
@@ -208,6 +209,24 @@ class _Run:
                 "transform": self.transform.to_dict(), "devices": self.mesh.size}
 
 
+def _standardised_scores(cfg: PretrainConfig, features, transform, simulator, space, seed):
+    """The standardised functions of E's feature scores (or None) and of its descriptor scores
+    (``{name: fn}``, weighted by ``cfg.<name>_weight``), calibrated on one batch of simulations."""
+    use_features = features is not None and (cfg.feature_weight > 0
+                                             or cfg.feature_marginal_weight > 0)
+    wanted = {"structure": (structure_bands, False)} if cfg.structure_weight > 0 else {}
+    if cfg.occupancy_weight > 0:
+        wanted["occupancy"] = (occupancy_counts(transform), True)
+    if not (use_features or wanted):
+        return None, {}
+    batch = calibration_batch(simulator, space, transform, seed)
+    cond = simulator.conditions
+    feature_fn = (standardised_features(features, transform, batch, cond) if use_features
+                  else None)
+    return feature_fn, {name: standardised_features(fn, transform, batch, cond, network_space=net)
+                        for name, (fn, net) in wanted.items()}
+
+
 def _checked_inputs(simulator, space, config, transform, features):
     """The config (default preset when None) and transform (identity when None), checked."""
     cfg = config or PretrainConfig()
@@ -238,6 +257,8 @@ def _checked_inputs(simulator, space, config, transform, features):
                          "built-in study's preset wants its own, e.g. "
                          "magan.studies.line.simulator.line_fit_features), or set "
                          f"{' and '.join(f'{k}=0' for k in weights)}.")
+    if cfg.occupancy_weight > 0:
+        occupancy_counts(transform)  # a transform without a readout threshold: a clear error now
     return cfg, transform
 
 

@@ -24,12 +24,14 @@ __all__ = ["make_step", "r1_pattern", "host_batches_program", "traced_batches_pr
 
 
 def make_step(cfg: PretrainConfig, graphs: EmulatorGraphs, txs, n_params: int,
-              features: Callable | None = None, structure: Callable | None = None) -> Callable:
+              features: Callable | None = None,
+              descriptors: dict[str, Callable] | None = None) -> Callable:
     """``step(state, batch, key, do_r1) -> (state, metrics)``: one S update, then one E update
     against the updated S, then E's EMA. ``batch`` a :class:`~magan.losses.PairBatch`; ``do_r1``
     a Python bool; ``txs`` = (E's, S's) optimiser; ``features`` the standardised feature function
-    of the feature energy scores, or None; ``structure`` the standardised structure descriptors
-    of the structure score (``cfg.structure_weight``), or None."""
+    of the feature energy scores, or None; ``descriptors`` the standardised generic descriptors
+    of E's descriptor scores, ``{name: fn}`` weighted by ``cfg.<name>_weight`` ("structure",
+    "occupancy"), or None."""
     tx_e, tx_s = txs
     dtype = network_dtype(cfg)
 
@@ -42,7 +44,7 @@ def make_step(cfg: PretrainConfig, graphs: EmulatorGraphs, txs, n_params: int,
         params_s = optax.apply_updates(state["s"], upd)
         (_, (m_e, _)), g_e = jax.value_and_grad(emulator_loss, has_aux=True)(
             state["e"], params_s, graphs, batch, k_e, cfg, n_params=n_params, features=features,
-            structure=structure)
+            descriptors=descriptors)
         upd, opt_e = tx_e.update(g_e, state["opt_e"], state["e"])
         params_e = optax.apply_updates(state["e"], upd)
         ema = optax.incremental_update(params_e, state["ema"], 1.0 - cfg.ema_decay)

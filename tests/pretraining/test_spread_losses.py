@@ -9,6 +9,7 @@ import pytest
 
 from magan.config import PretrainConfig, replace
 from magan.losses import marginal_energy_score
+from magan.transforms import PowerTransform
 
 
 def _score(spread: float, n: int = 4096, seed: int = 0) -> float:
@@ -51,7 +52,7 @@ def test_structure_bands_are_the_closure_checks_power_bands():
 
 
 @pytest.mark.parametrize("name", ["pixel_marginal_weight", "siamese_feature_weight",
-                                  "structure_weight"])
+                                  "structure_weight", "occupancy_weight"])
 def test_spread_weights_are_validated(name):
     assert getattr(PretrainConfig(), name) == 0.0
     with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
@@ -62,11 +63,12 @@ def test_spread_weights_are_validated(name):
 @pytest.mark.parametrize("weight_name, metric", [("pixel_marginal_weight", "pixel_marginal_score"),
                                                  ("siamese_feature_weight",
                                                   "siamese_feature_score"),
-                                                 ("structure_weight", "structure_score")])
+                                                 ("structure_weight", "structure_score"),
+                                                 ("occupancy_weight", "occupancy_score")])
 def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
     from magan.losses import EmulatorGraphs, PairBatch, emulator_loss
     from magan.nn.build import build_emulator_nets
-    from magan.pretraining.features import structure_bands
+    from magan.pretraining.features import occupancy_counts, structure_bands
     from magan.pretraining.state import network_sizes
 
     tiny = replace(PretrainConfig(), emulator_width=2, siamese_width=2, siamese_embedding_width=4,
@@ -79,7 +81,9 @@ def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
     def loss(weight, params_e=pe):
         cfg = replace(tiny, **{weight_name: weight})
         return emulator_loss(params_e, ps, EmulatorGraphs(ge, gs), batch, jax.random.key(1), cfg,
-                             n_params=2, structure=lambda x, c: structure_bands(x) / 0.5)
+                             n_params=2, descriptors={
+                                 "structure": lambda x, c: structure_bands(x) / 0.5,
+                                 "occupancy": occupancy_counts(_THRESHOLDED)})
 
     (l0, (m0, _)), (l2, (m2, _)) = loss(0.0), loss(2.0)
     assert metric not in m0 and np.isfinite(float(m2[metric]))
@@ -88,3 +92,40 @@ def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
     g0, g2 = (jax.grad(lambda p, w=w: loss(w, p)[0])(pe) for w in (0.0, 2.0))
     diff = jax.tree.reduce(max, jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), g0, g2))
     assert diff > 0.0
+
+
+_THRESHOLDED = PowerTransform(scale=0.5, power=0.5, threshold=0.3)
+
+
+@pytest.mark.parametrize("total_channel", [False, True])
+def test_occupancy_counts_are_exact_with_a_gradient_across_the_threshold(total_channel):
+    """The occupancy score's descriptor is the exact per-channel count of physical values that
+    survive the readout threshold; its straight-through gradient reaches values below the cut
+    (which the exact count, flat everywhere, would not), pushing them up when the count is
+    to grow."""
+    from magan.pretraining.features import occupancy_counts
+
+    t = replace(_THRESHOLDED, total_channel=total_channel)
+    rng = np.random.default_rng(1)
+    images = np.abs(rng.normal(0.0, 0.5, size=(3, 6, 5, 2))).astype(np.float32)
+    images[images < t.threshold] = 0.0  # as a simulator with this readout makes them
+    x = jnp.asarray(t.forward(images))
+    counts = occupancy_counts(t)(x, None)
+    np.testing.assert_array_equal(np.asarray(counts), (images > 0).sum(axis=(1, 2)))
+    assert np.all(np.asarray(x)[..., :2][images == 0] == 0)  # the simulator's zeros sit at 0 ...
+    xs = np.asarray(x).copy()
+    xs[..., :2] = np.where(images == 0, 0.5 * np.sqrt(t.threshold / t.scale), xs[..., :2])
+    grad = np.asarray(jax.grad(lambda a: occupancy_counts(t)(a, None).sum())(jnp.asarray(xs)))
+    # ... an emulation with values just under the cut: the count does not see them, but the
+    # gradient pushes each of them up, toward the threshold
+    assert np.isfinite(grad).all() and (grad[..., :2][images == 0] > 0).all()
+    np.testing.assert_array_equal(np.asarray(occupancy_counts(t)(jnp.asarray(xs), None)),
+                                  counts)  # still under the cut: not counted
+
+
+def test_occupancy_score_needs_a_readout_threshold():
+    from magan.pretraining.features import occupancy_counts
+
+    with pytest.raises(ValueError, match="readout threshold.*PowerTransform\\(threshold=.*"
+                                         "occupancy_weight=0"):
+        occupancy_counts(PowerTransform(scale=1.0))
