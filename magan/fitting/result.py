@@ -22,7 +22,7 @@ FIT_FORMAT = "magan-fit"
 FIT_FORMAT_VERSION = 1
 # the fields stored as arrays of the .npz (those that are None are left out and come back None)
 _ARRAYS = ("samples", "mean", "std", "replica_means", "start", "raw_mean", "bias",
-           "reference_at", "stat_std", "syst_std", "covariance")
+           "reference_at", "stat_std", "syst_std", "covariance", "reference_means")
 
 
 @dataclass
@@ -49,6 +49,11 @@ class FitResult:
         ``bias_reference="around"``): ``start``
         (``FitConfig.bias_reference = "start"``) or the uncorrected fit, clipped to the box
         (``"fit"``); ``None`` without bias correction.
+      reference_means: what the reference fits found, the same shape as ``reference_at``: each
+        set's mean fitted parameters (uncorrected), so ``reference_means - reference_at`` are
+        the errors the bias and (with ``"around"``) the uncertainty come from; how they follow
+        ``reference_at`` is the fit's local response to its truth. ``None`` without bias
+        correction.
       history: metric rows over steps.
       reference_history: the reference fit's metric rows (``bias_reference = "fit"``), else [].
       timing: seconds spent.
@@ -87,6 +92,7 @@ class FitResult:
     covariance: np.ndarray | None = None
     units: tuple[str, ...] = ()
     emulator: dict = field(default_factory=dict)
+    reference_means: np.ndarray | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -107,6 +113,9 @@ class FitResult:
             "reference_at": None if self.reference_at is None else
             np.asarray(self.reference_at).tolist() if np.ndim(self.reference_at) == 2 else
             {n: float(v) for n, v in zip(self.names, self.reference_at)},
+            "reference_means": None if self.reference_means is None else
+            np.asarray(self.reference_means).tolist() if np.ndim(self.reference_means) == 2 else
+            {n: float(v) for n, v in zip(self.names, self.reference_means)},
             "replica_means": self.replica_means.tolist(),
             "n_samples": int(self.samples.shape[0]),
             "timing": self.timing,

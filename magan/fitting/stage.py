@@ -399,25 +399,28 @@ def _references_around_fit(runs: list, targets, starts, correct: bool):
 
 
 def _corrected(space, raw, ref_unit, ref_at):
-    """(samples, std, bias, stat_std, syst_std, covariance) from the raw draws (M, P) and the
-    reference fits' draws (unit cube) at ``ref_at``: one point (P,) or one per set (K, P)."""
+    """(samples, std, bias, stat_std, syst_std, covariance, reference_means) from the raw draws
+    (M, P) and the reference fits' draws (unit cube) at ``ref_at``: one point (P,) or one per
+    set (K, P)."""
     p = space.dim
     stat = raw.std(axis=0)
     if ref_unit is None:
-        return raw, stat, None, stat, None, None
+        return raw, stat, None, stat, None, None, None
     if np.ndim(ref_at) == 1:  # one reference set: its spread added in quadrature
         ref_samples = space.from_unit(ref_unit.reshape(-1, p))
-        bias = ref_samples.mean(axis=0) - ref_at
+        found = ref_samples.mean(axis=0)
+        bias = found - ref_at
         std = np.sqrt(raw.var(axis=0) + ref_samples.var(axis=0))
-        return raw - bias, std, bias, stat, None, None
+        return raw - bias, std, bias, stat, None, None, found
     # K reference sets: their errors sample the procedure's error distribution near the fit
-    errors = np.stack([space.from_unit(u).mean(axis=0) for u in ref_unit]) - ref_at  # (K, P)
+    found = np.stack([space.from_unit(u).mean(axis=0) for u in ref_unit])  # (K, P)
+    errors = found - ref_at
     k = errors.shape[0]
     bias = errors.mean(axis=0)
     cov = np.atleast_2d(np.cov(errors, rowvar=False)) * (1.0 + 1.0 / k)  # + the bias's error
     std = np.sqrt(np.diag(cov))
     syst = np.sqrt(np.maximum(np.diag(cov) - stat ** 2, 0.0))
-    return raw - bias, std, bias, stat, syst, cov
+    return raw - bias, std, bias, stat, syst, cov, found
 
 
 def _result(run: _Fit, raw_unit, ref_unit, ref_at, start_unit, histories) -> FitResult:
@@ -426,14 +429,15 @@ def _result(run: _Fit, raw_unit, ref_unit, ref_at, start_unit, histories) -> Fit
     space, p = run.emulator.space, run.emulator.space.dim
     replica_means = space.from_unit(raw_unit.mean(axis=1))
     raw = space.from_unit(raw_unit.reshape(-1, p))
-    samples, std, bias, stat, syst, cov = _corrected(space, raw, ref_unit, ref_at)
+    samples, std, bias, stat, syst, cov, found = _corrected(space, raw, ref_unit, ref_at)
     return FitResult(
         names=space.names, samples=samples, mean=samples.mean(axis=0), std=std,
         replica_means=replica_means, start=space.from_unit(start_unit.astype(np.float64)),
         raw_mean=raw.mean(axis=0), bias=bias, reference_at=ref_at,
         history=histories[0], reference_history=histories[1],
         config=dataclasses.asdict(run.cfg), stat_std=stat, syst_std=syst, covariance=cov,
-        units=tuple(q.unit for q in space.parameters), emulator=run.emulator.identity())
+        units=tuple(q.unit for q in space.parameters), emulator=run.emulator.identity(),
+        reference_means=found)
 
 
 def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):

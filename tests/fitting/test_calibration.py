@@ -61,6 +61,7 @@ def test_sets_side_by_side_each_get_their_own_fit(tiny_line_emulator):
         assert np.array_equal(res.start, own.start)  # where S places set t, in both
         assert np.allclose(res.reference_at, np.clip(res.raw_mean, LINE_SPACE.low,
                                                      LINE_SPACE.high))  # at set t's own fit
+        assert np.allclose(res.bias, res.reference_means - res.reference_at)  # its one set's
         # the same procedure on the same targets: the means differ by the random draws only
         assert np.all(np.abs(res.mean - own.mean) < 0.1 * width + 3 * (res.std + own.std)), t
         assert res.samples.shape == own.samples.shape

@@ -73,7 +73,7 @@ def uninterrupted(emulator, targets):
 
 def _assert_identical(a, b):
     for name in ("samples", "mean", "std", "raw_mean", "bias", "replica_means", "start",
-                 "reference_at"):
+                 "reference_at", "reference_means"):
         np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
     assert a.history == b.history and a.reference_history == b.reference_history
 

@@ -21,6 +21,7 @@ def _result(*, around: bool = True) -> FitResult:
         replica_means=rng.normal(size=(2, 3)), start=np.array([0.1, 2.0, 3.0]),
         raw_mean=samples.mean(0) + 0.1, bias=np.full(3, 0.1, np.float32),
         reference_at=rng.normal(size=(4, 3)) if around else np.array([0.1, 2.0, 3.0]),
+        reference_means=rng.normal(size=(4, 3)) if around else np.array([0.2, 2.1, 2.9]),
         history=[{"step": 0, "loss_d": 1.25, "loss_g": np.float32(0.5)},
                  {"step": 50, "loss_d": float("inf"), "loss_g": -2.0}],
         reference_history=[{"step": 0, "loss_d": 0.75}],

@@ -27,6 +27,10 @@ def test_reference_sets_around_the_fit(tiny_line_emulator):
     assert np.allclose(res.std, np.sqrt(np.diag(res.covariance)))
     assert np.allclose(res.syst_std ** 2, np.maximum(res.std ** 2 - res.stat_std ** 2, 0))
     assert np.allclose(res.mean, res.raw_mean - res.bias)
+    # what each reference fit found: their errors' mean is the bias
+    assert np.shape(res.reference_means) == (k, p)
+    assert np.allclose(res.bias, (res.reference_means - res.reference_at).mean(axis=0))
     d = res.to_dict()
     assert len(d["reference_at"]) == k and set(d["syst_std"]) == set(LINE_SPACE.names)
+    assert np.allclose(d["reference_means"], res.reference_means)
     assert "uncertainty_is_statistical" not in res.warnings
