@@ -12,6 +12,7 @@ as JSON too.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from magan.studies.line.simulator import (
 )
 from magan.studies.line.study import STUDY, study_preset
 from magan.validation.closure import closure_check
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_response import response  # noqa: E402
 
 # Five points spread over the box; the last three each have parameters within 15 % of a bound.
 TRUTHS = np.array([
@@ -86,6 +90,11 @@ def main():
                      "raw_error_pct": ((r.raw_mean - truth) / width * 100).tolist(),
                      "closure_mean_image_rel": clo["fit"]["mean_image_rel"],
                      "closure_floor": clo["floor"]["mean_image_rel"], "fit_s": fit_s})
+        if r.reference_means is not None and np.ndim(r.reference_at) == 2:
+            slopes, _ = response(r.reference_at, r.reference_means, LINE_SPACE.low, width)
+            rows[-1].update(reference_at=r.reference_at.tolist(),
+                            reference_means=r.reference_means.tolist(),
+                            response_slopes=slopes.tolist())
     print(f"emulator: "
           f"{'loaded ' + args.emulator if args.emulator else f'pre-trained in {pretrain_s:.0f} s'}"
           f"; fit preset {args.preset}, init {fit_cfg.init}")
@@ -102,7 +111,9 @@ def main():
     print(f"\nmax |error| = {worst:.2f} % of range over {len(rows)} points x 4 parameters")
     for k, row in enumerate(rows):
         print(f"point {k + 1}: closure mean-image distance {row['closure_mean_image_rel']:.4f} "
-              f"(floor {row['closure_floor']:.4f}), fit {row['fit_s']:.0f} s")
+              f"(floor {row['closure_floor']:.4f}), fit {row['fit_s']:.0f} s"
+              + ("" if "response_slopes" not in row else ", reference fits' response slopes "
+                 + ", ".join(f"{v:+.2f}" for v in row["response_slopes"])))
     atomic_write_json(out / "accuracy.json", {"rows": rows, "max_abs_error_pct": worst,
                                               "pretrain_s": pretrain_s,
                                               "fit_init": fit_cfg.init})
