@@ -14,8 +14,8 @@ targets' std (the classifier wants O(1) inputs). AUC 0.5: indistinguishable.
 
 from __future__ import annotations
 
-import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +23,12 @@ import numpy as np
 from magan.benchmarks.simulators import BENCHMARKS
 from magan.validation.two_sample import classifier_two_sample_test
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_response import bench_run_parser, truths  # noqa: E402
+
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bench-root", type=Path, required=True,
-                    help="folder of a scripts/generalisation.py run")
-    ap.add_argument("--simulator", required=True, choices=sorted(BENCHMARKS))
-    ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices")
+    ap = bench_run_parser(__doc__)
     ap.add_argument("--steps", type=int, default=600, help="classifier training steps")
     args = ap.parse_args()
     path = args.bench_root / args.simulator / "results.json"
@@ -42,7 +41,7 @@ def main() -> None:
     print("| truth | fit's worst error, % of range | AUC targets vs simulations at the fit "
           "| floor (at the truth) |")
     print("|---|---|---|---|")
-    for k in (int(t) for t in args.truths.split(",")):
+    for k in truths(args.truths):
         row = stored["rows"].get(f"{k}/sim")
         if row is None:
             raise SystemExit(f"{path} has no fit with the simulator at truth {k}.")

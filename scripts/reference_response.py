@@ -35,16 +35,31 @@ def response(at, found, low, width) -> tuple[np.ndarray, np.ndarray]:
     return slopes, np.linalg.svd(coef[1:], compute_uv=False)
 
 
+def bench_run_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments of the scripts that revisit a ``scripts/generalisation.py`` run's fits:
+    ``--bench-root``, ``--simulator``, ``--truths`` (parse the latter with :func:`truths`)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--bench-root", type=Path, required=True,
+                    help="folder of a scripts/generalisation.py run")
+    ap.add_argument("--simulator", required=True, choices=sorted(BENCHMARKS))
+    ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices")
+    return ap
+
+
+def truths(text: str) -> list[int]:
+    """``"2,0"`` -> [2, 0]; a clear error for anything else."""
+    try:
+        return [int(t) for t in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"--truths must be comma-separated integers, got {text!r}.") from None
+
+
 def _fmt(v) -> str:
     return ", ".join(f"{x:+.2f}" for x in v)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bench-root", type=Path, required=True,
-                    help="folder of a scripts/generalisation.py run")
-    ap.add_argument("--simulator", required=True, choices=sorted(BENCHMARKS))
-    ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices")
+    ap = bench_run_parser(__doc__)
     ap.add_argument("--n-targets", type=int, default=1000, help="target images per truth")
     args = ap.parse_args()
     folder = args.bench_root / args.simulator / "emulator"
@@ -58,7 +73,7 @@ def main() -> None:
     print("| truth | error % of range | pull | warnings | reference scatter (unit) "
           "| slope per parameter | singular values |")
     print("|---|---|---|---|---|---|---|")
-    for k in (int(t) for t in args.truths.split(",")):
+    for k in truths(args.truths):
         res = magan.fit(emulator, bench.targets(k, args.n_targets), simulator=sim, seed=0,
                         progress=False)
         truth = np.asarray(bench.truths[k], np.float64)
