@@ -14,6 +14,7 @@ targets' std (the classifier wants O(1) inputs). AUC 0.5: indistinguishable.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -24,11 +25,15 @@ from magan.benchmarks.simulators import BENCHMARKS
 from magan.validation.two_sample import classifier_two_sample_test
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from reference_response import bench_run_parser, truths  # noqa: E402
+from reference_response import truths  # noqa: E402
 
 
 def main() -> None:
-    ap = bench_run_parser(__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bench-root", type=Path, required=True,
+                    help="folder of a scripts/generalisation.py run with --modes sim")
+    ap.add_argument("--simulator", required=True, choices=sorted(BENCHMARKS))
+    ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices")
     ap.add_argument("--steps", type=int, default=600, help="classifier training steps")
     args = ap.parse_args()
     path = args.bench_root / args.simulator / "results.json"

@@ -35,17 +35,6 @@ def response(at, found, low, width) -> tuple[np.ndarray, np.ndarray]:
     return slopes, np.linalg.svd(coef[1:], compute_uv=False)
 
 
-def bench_run_parser(doc: str) -> argparse.ArgumentParser:
-    """The arguments of the scripts that revisit a ``scripts/generalisation.py`` run's fits:
-    ``--bench-root``, ``--simulator``, ``--truths`` (parse the latter with :func:`truths`)."""
-    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    ap.add_argument("--bench-root", type=Path, required=True,
-                    help="folder of a scripts/generalisation.py run")
-    ap.add_argument("--simulator", required=True, choices=sorted(BENCHMARKS))
-    ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices")
-    return ap
-
-
 def truths(text: str) -> list[int]:
     """``"2,0"`` -> [2, 0]; a clear error for anything else."""
     try:
@@ -59,7 +48,11 @@ def _fmt(v) -> str:
 
 
 def main() -> None:
-    ap = bench_run_parser(__doc__)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bench-root", type=Path, required=True,
+                    help="folder of a scripts/generalisation.py run")
+    ap.add_argument("--simulator", required=True, choices=sorted(BENCHMARKS))
+    ap.add_argument("--truths", default="0,1,2,3,4", help="comma-separated truth indices")
     ap.add_argument("--n-targets", type=int, default=1000, help="target images per truth")
     args = ap.parse_args()
     folder = args.bench_root / args.simulator / "emulator"
