@@ -110,12 +110,8 @@ class FitResult:
             {n: float(v) for n, v in zip(self.names, self.raw_mean)},
             "bias": None if self.bias is None else
             {n: float(v) for n, v in zip(self.names, self.bias)},
-            "reference_at": None if self.reference_at is None else
-            np.asarray(self.reference_at).tolist() if np.ndim(self.reference_at) == 2 else
-            {n: float(v) for n, v in zip(self.names, self.reference_at)},
-            "reference_means": None if self.reference_means is None else
-            np.asarray(self.reference_means).tolist() if np.ndim(self.reference_means) == 2 else
-            {n: float(v) for n, v in zip(self.names, self.reference_means)},
+            "reference_at": self._points(self.reference_at),
+            "reference_means": self._points(self.reference_means),
             "replica_means": self.replica_means.tolist(),
             "n_samples": int(self.samples.shape[0]),
             "timing": self.timing,
@@ -129,6 +125,14 @@ class FitResult:
             "units": list(self.units),
             "emulator": self.emulator,
         }
+
+    def _points(self, a):
+        """None, one point (P,) as {name: value}, or several (K, P) as K lists, for JSON."""
+        if a is None:
+            return None
+        if np.ndim(a) == 2:
+            return np.asarray(a).tolist()
+        return {n: float(v) for n, v in zip(self.names, a)}
 
     def __repr__(self) -> str:
         """One line per parameter, ``name = mean ± std (unit)`` (physical units), then the
