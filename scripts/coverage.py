@@ -9,7 +9,11 @@ It prints one table row per simulator: the standard deviation of the pulls (fit 
 reported std per parameter (1 for an honest uncertainty), the 1- and 2-sigma coverage over all
 parameters with its binomial standard error, the largest error in % of the range, the same
 coverage for the statistical std alone (what the fit reports without the simulator), the seconds
-per fit and how many fits warned. Each calibration is resumable (``OUT/<name>/<label>/``).
+per fit, how many fits warned, how many missed (a parameter more than 5 % of its range off) and
+how many of those said nothing, and how often the fit's ``follows_truth`` check warns (recomputed
+from the reference points the calibration stores, so it counts for runs made before the check
+existed too; on all fits and on the misses). Each calibration is resumable
+(``OUT/<name>/<label>/``).
 
     python scripts/generalisation.py --modes sim --truths 0    # trains the benchmark emulators
     MAGAN_QUIET=1 python scripts/coverage.py --n-truths 20 --label default
@@ -89,11 +93,30 @@ def _space(name: str):
     return BENCHMARKS[name].space
 
 
-def _row(name: str, cal: dict, width) -> dict:
-    """One table row from a calibration result; ``width`` (P,) the parameters' ranges."""
-    s, st = cal["summary"], cal["summary_statistical"]
+def _follows_truth_warned(space, cal: dict) -> list:
+    """Per truth whether the fit's ``follows_truth`` check warns, recomputed from the reference
+    points the calibration stored (None where it stored none: files of older runs)."""
+    from magan.fitting.diagnostics import diagnose
+
+    out = []
+    for at, found in zip(cal.get("reference_at", []), cal.get("reference_means", [])):
+        if at is None or found is None:
+            out.append(None)
+            continue
+        d = diagnose(space, n_targets=cal["settings"]["n_targets"], bias_corrected=True,
+                     reference_at=np.array(at), reference_means=np.array(found))[-1]
+        out.append(d.status == "warn")
+    return out
+
+
+def _row(name: str, cal: dict, space) -> dict:
+    """One table row from a calibration result of simulator ``name`` (parameter ``space``)."""
+    s, st, width = cal["summary"], cal["summary_statistical"], space.width
     n = s["n_truths"] * len(cal["names"])
     err = np.abs(np.array(cal["means"]) - np.array(cal["truths"]))
+    missed = np.any(err / np.asarray(width) > 0.05, axis=1)
+    warned = np.array([bool(w) for w in cal["warnings"]])
+    follows = _follows_truth_warned(space, cal)
     return {
         "simulator": name, "n_truths": s["n_truths"],
         "pull_std": {k: v["pull_std"] for k, v in s["per_parameter"].items()},
@@ -104,7 +127,11 @@ def _row(name: str, cal: dict, width) -> dict:
         "statistical_coverage_2sigma": st["coverage_2sigma"],
         "statistical_pull_std": {k: v["pull_std"] for k, v in st["per_parameter"].items()},
         "seconds_per_fit": float(np.mean(cal["seconds"])),
-        "fits_warned": sum(1 for w in cal["warnings"] if w),
+        "fits_warned": int(warned.sum()),
+        "missed_5pct": int(missed.sum()), "silent_misses": int((missed & ~warned).sum()),
+        "follows_truth_warned": sum(1 for f in follows if f),
+        "follows_truth_checked": sum(1 for f in follows if f is not None),
+        "follows_truth_on_misses": sum(1 for f, m in zip(follows, missed) if f and m),
     }
 
 
@@ -112,15 +139,17 @@ def _print(rows: list[dict], label: str) -> None:
     print(f"\n## {label}\n")
     print("| simulator | truths | pull std per parameter | 1-sigma cov. | 2-sigma cov. (+- se) "
           "| max abs error % of range | stat.-only 2-sigma cov. (pull std) | s per fit | "
-          "fits warned |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "fits warned | fits > 5 % off (silent) | follows_truth warned (of checked; on misses) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         pulls = ", ".join(f"{k} {v:.2f}" for k, v in r["pull_std"].items())
         stat = ", ".join(f"{v:.1f}" for v in r["statistical_pull_std"].values())
         print(f"| {r['simulator']} | {r['n_truths']} | {pulls} | {r['coverage_1sigma']:.2f} | "
               f"{r['coverage_2sigma']:.2f} +- {r['coverage_2sigma_stderr']:.2f} | "
               f"{r['max_abs_error_pct']:.2f} | {r['statistical_coverage_2sigma']:.2f} ({stat}) | "
-              f"{r['seconds_per_fit']:.0f} | {r['fits_warned']} |", flush=True)
+              f"{r['seconds_per_fit']:.0f} | {r['fits_warned']} | {r['missed_5pct']} "
+              f"({r['silent_misses']}) | {r['follows_truth_warned']} (of "
+              f"{r['follows_truth_checked']}; {r['follows_truth_on_misses']}) |", flush=True)
 
 
 def _report(args) -> None:
@@ -144,7 +173,7 @@ def _report(args) -> None:
             space.names, truths, cal["raw_means"], cal["stat_stds"], space.width)
         cal["truths"] = truths.tolist()
         cal["names"] = list(space.names)
-        rows.append(_row(name, cal, space.width))
+        rows.append(_row(name, cal, space))
     _print(rows, f"{args.label}, truths fitted so far")
 
 
@@ -162,7 +191,7 @@ def main() -> None:
             t0 = time.perf_counter()
             cal = magan.calibrate(emu, sim, n_truths=n_truths, n_targets=args.n_targets,
                                   fit_config=cfg, seed=args.seed, workdir=work)
-            rows.append(_row(name, cal, emu.space.width))
+            rows.append(_row(name, cal, emu.space))
             print(f"{name}: {n_truths} truths ({time.perf_counter() - t0:.0f} s) -> {work}",
                   flush=True)
         _print(rows, f"{args.label}, {n_truths} truths (fit-set: {args.fit_set or 'none'})")

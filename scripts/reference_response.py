@@ -23,13 +23,16 @@ import numpy as np
 
 import magan
 from magan.benchmarks.simulators import BENCHMARKS
+from magan.fitting.diagnostics import response_slopes
 
 
 def response(at, found, low, width) -> tuple[np.ndarray, np.ndarray]:
     """(per-parameter slopes (P,), singular values of the response matrix) of the reference fits'
-    means ``found`` (K, P) on their truths ``at`` (K, P), both mapped to the unit cube."""
+    means ``found`` (K, P) on their truths ``at`` (K, P), both mapped to the unit cube; the slopes
+    are those of the fit's ``follows_truth`` check (:func:`magan.fitting.diagnostics.
+    response_slopes`: points clipped to a bound in a parameter left out of its slope)."""
     u_at, u_found = (at - low) / width, (found - low) / width
-    slopes = np.array([np.polyfit(u_at[:, j], u_found[:, j], 1)[0] for j in range(at.shape[1])])
+    slopes = response_slopes(u_at, u_found)[0]
     design = np.c_[np.ones(len(at)), u_at - u_at.mean(axis=0)]
     coef, *_ = np.linalg.lstsq(design, u_found, rcond=None)
     return slopes, np.linalg.svd(coef[1:], compute_uv=False)

@@ -21,6 +21,13 @@ could not run). :func:`magan.fit` stores them in ``FitResult.diagnostics`` and i
 * ``uncertainty_is_statistical``: without a simulator (or with ``bias_correction=False``) the
   reported std is the spread of bootstrap replicas only; the emulator's systematic error is not
   in it (on the line study the true error was up to 2-5 times that std).
+* ``follows_truth``: with ``bias_reference="around"`` the reference sets, simulated at points
+  scattered around the fit, are fitted like the targets; regressed on where they were simulated
+  (:func:`response_slopes`), what their fits found rises with slope near 1 for a parameter the
+  data determine. A slope confidently below ``LIMITS.min_response_slope`` means the fit lands
+  where it does whatever that parameter's truth is near it (a direction the images do not pin
+  down, or one the fit cannot move along): the value and its reported std are then not to be
+  trusted, however small that std is.
 * ``closure``: the real simulator at the fitted parameters against the targets, next to two
   simulations at the same point (:func:`magan.validation.closure.closure_check`); every fit
   given the simulator runs it (:func:`fit_closure`), on S's learned summaries, pixel statistics
@@ -37,8 +44,7 @@ import numpy as np
 
 __all__ = ["Diagnostic", "DiagnosticLimits", "LIMITS", "FitWarning", "diagnose",
            "image_statistics", "image_structure", "training_image_ranges", "closure_diagnostic",
-           "fit_closure",
-           "warn_about"]
+           "fit_closure", "response_slopes", "warn_about"]
 
 
 class FitWarning(UserWarning):
@@ -68,6 +74,13 @@ class DiagnosticLimits:
     # fit's own uncertainty: the targets lie farther from the fit than its uncertainty allows
     closure_spread_ratio: float = 1.5
     closure_draws: int = 16
+    # follows_truth: a parameter whose response slope (reference fits' found on their truths)
+    # is below this by more than ``response_sigmas`` of its standard error is not followed;
+    # slopes from fewer than ``response_min_points`` reference points off the bounds are not
+    # assessed
+    min_response_slope: float = 0.5
+    response_sigmas: float = 2.0
+    response_min_points: int = 4
 
 
 LIMITS = DiagnosticLimits()
@@ -289,6 +302,69 @@ def _uncertainty(bias_corrected: bool) -> Diagnostic:
                       "remove the bias on reference sets simulated near the fit.")
 
 
+def response_slopes(at_unit, found_unit) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How reference fits respond to their truths: ``at_unit`` (K, P) where K reference sets were
+    simulated, ``found_unit`` (K, P) their fits' means, both in the unit cube. Per parameter j,
+    the least-squares slope (with an intercept) of ``found[:, j]`` on ``at[:, j]`` over the
+    points not clipped to a bound in j, its standard error from the residuals, and how many
+    points it used: (slopes (P,), standard errors (P,), points (P,) int). Fewer than 3 points
+    (or points without spread) give NaN."""
+    at, found = np.atleast_2d(np.asarray(at_unit, np.float64)), np.asarray(found_unit, np.float64)
+    p = at.shape[1]
+    slopes, errors = np.full(p, np.nan), np.full(p, np.nan)
+    used = np.zeros(p, int)
+    for j in range(p):
+        free = (at[:, j] > 0.0) & (at[:, j] < 1.0) & np.isfinite(found[:, j])
+        x, y = at[free, j], found[free, j]
+        used[j] = x.size
+        dx = x - x.mean() if x.size else x
+        sxx = float(dx @ dx)
+        if x.size < 3 or sxx <= 1e-24:
+            continue
+        slopes[j] = float(dx @ (y - y.mean())) / sxx
+        resid = y - y.mean() - slopes[j] * dx
+        errors[j] = float(np.sqrt(resid @ resid / (x.size - 2) / sxx))
+    return slopes, errors, used
+
+
+def _follows_truth(space, reference_at, reference_means) -> Diagnostic:
+    """``reference_at`` and ``reference_means`` (K, P) physical: the reference sets' points and
+    their fits' means (:attr:`FitResult.reference_means <magan.FitResult.reference_means>`)."""
+    name = "follows_truth"
+    if reference_at is None or np.ndim(reference_at) != 2 or len(reference_at) < 3:
+        return Diagnostic(name, "unknown", "No reference sets scattered around the fit (they "
+                          "need the simulator and bias_reference='around'); whether the fit "
+                          "follows each parameter's truth was not checked.")
+    slopes, errors, used = response_slopes(space.to_unit(np.asarray(reference_at)),
+                                           space.to_unit(np.asarray(reference_means)))
+    lim = LIMITS
+    assessed = (used >= lim.response_min_points) & np.isfinite(errors)
+    upper = slopes + lim.response_sigmas * errors
+    flagged = [j for j in range(space.dim) if assessed[j] and upper[j] < lim.min_response_slope]
+    numbers = {n: {"slope": float(slopes[j]), "slope_stderr": float(errors[j]),
+                   "points": int(used[j])} for j, n in enumerate(space.names)}
+    skipped = [n for j, n in enumerate(space.names) if not assessed[j]]
+    if not flagged:
+        tail = (f" ({', '.join(skipped)}: too few reference points off the bounds to tell)"
+                if skipped else "")
+        return Diagnostic(name, "ok", "Reference sets simulated around the fit were found where "
+                          f"they were simulated: the fit follows each parameter's truth{tail}.",
+                          numbers)
+    said = "; ".join(f"{space.names[j]}: slope {slopes[j]:+.2f} +- {errors[j]:.2f}"
+                     for j in flagged)
+    which = ", ".join(space.names[j] for j in flagged)
+    return Diagnostic(name, "warn",
+                      f"The fit does not follow the truth of {which} "
+                      f"near the fitted point: reference sets simulated at points scattered "
+                      f"around the fit were fitted back with a response slope of ({said}; 1 where "
+                      "the data determine a parameter). The fit lands there whatever that "
+                      "parameter's value is nearby, so neither the value nor its reported std "
+                      "can be trusted. The images may not pin it down (a degeneracy with "
+                      "another parameter, too few targets) or the emulator may not render it; "
+                      "check with more target images, fix it if it is known, or pre-train "
+                      "longer.", numbers)
+
+
 def closure_diagnostic(closure: dict) -> Diagnostic:
     """The ``closure`` check from a :func:`~magan.validation.closure.closure_check` result."""
     fit, floor = closure["fit"]["mean_image_rel"], closure["floor"]["mean_image_rel"]
@@ -368,7 +444,8 @@ def fit_closure(simulator, space, mean, cov, targets, describe, conditions=None,
 
 def diagnose(space, *, n_targets: int, targets_net=None, training_ranges=None,
              target_summaries=None, replica_means=None, replica_stds=None, mean=None, raw_mean=None,
-             bias_corrected: bool | None = None) -> list[Diagnostic]:
+             bias_corrected: bool | None = None, reference_at=None,
+             reference_means=None) -> list[Diagnostic]:
     """Every check the given information allows, in a fixed order (module docstring)."""
     out = [_too_few_targets(n_targets)]
     if bias_corrected is not None:
@@ -381,6 +458,8 @@ def diagnose(space, *, n_targets: int, targets_net=None, training_ranges=None,
         out.append(_replicas_agree(space, replica_means, replica_stds))
     if mean is not None:
         out.append(_away_from_bounds(space, mean, mean if raw_mean is None else raw_mean))
+    if bias_corrected:
+        out.append(_follows_truth(space, reference_at, reference_means))
     return out
 
 

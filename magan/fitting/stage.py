@@ -452,7 +452,8 @@ def _diagnostics(run: _Fit, targets, raw_unit, result: FitResult):
                       replica_means=np.stack([x.mean(axis=0) for x in per_replica]),
                       replica_stds=np.stack([x.std(axis=0) for x in per_replica]),
                       mean=result.mean, raw_mean=result.raw_mean,
-                      bias_corrected=result.bias is not None)
+                      bias_corrected=result.bias is not None,
+                      reference_at=result.reference_at, reference_means=result.reference_means)
     if run.simulator is not None:
         cov = (result.covariance if result.covariance is not None
                else np.diag(np.asarray(result.std, np.float64) ** 2))

@@ -112,7 +112,10 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
       correction and its statistical std (the bootstrap spread alone), and
       ``summary_statistical`` their calibration: what the fit would claim without the simulator;
       ``seconds`` (T,) each truth's share of its chunk's wall time; ``warnings`` (T,) the names
-      of each fit's warnings.
+      of each fit's warnings; ``reference_at`` and ``reference_means`` (T,) each fit's
+      :attr:`FitResult.reference_at <magan.FitResult.reference_at>` and ``reference_means`` as
+      lists (None where the fit had no reference set, and for truths fitted by an older magan
+      whose file this run resumed).
     """
     space = emulator.space
     cfg, truths, settings = _setup(space, n_truths, n_targets, fit_config, seed, inner, truths,
@@ -131,6 +134,9 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
             done["warnings"].append(list(res.warnings))
             done["raw_means"].append(res.raw_mean.tolist())
             done["stat_stds"].append(np.asarray(res.stat_std, np.float64).tolist())
+            for k in _REFERENCE_FIELDS:
+                v = getattr(res, k)
+                done[k].append(None if v is None else np.asarray(v, np.float64).tolist())
         if path is not None:
             atomic_write_json(path, {"settings": settings, "truths": truths.tolist(), **done})
     _warn_once(done["warnings"])
@@ -188,13 +194,17 @@ def _setup(space, n_truths, n_targets, fit_config, seed, inner, truths, truths_p
     return cfg, truths, settings
 
 
+# per-truth fields that files written before they existed lack: None for their truths
+_REFERENCE_FIELDS = ("reference_at", "reference_means")
+
+
 def _resumed(path, settings: dict, truths) -> dict:
     """What an earlier run with the same settings finished (whole chunks), read from ``path``;
     empty lists without. An earlier run with fewer (or more) truths counts when the truths it
     fitted are the first of ``truths`` (as drawn truths are: the first k of n are those of k), so
     a calibration can be extended with more truths."""
     done: dict = {"means": [], "stds": [], "seconds": [], "warnings": [], "raw_means": [],
-                  "stat_stds": []}
+                  "stat_stds": [], **{k: [] for k in _REFERENCE_FIELDS}}
     if path is None or not path.exists():
         return done
     old = json.loads(path.read_text())
@@ -203,14 +213,14 @@ def _resumed(path, settings: dict, truths) -> dict:
         return {k: v for k, v in d.items() if k != "n_truths"}
 
     if (but_n(old.get("settings", {})) != but_n(json.loads(json.dumps(settings)))
-            or any(k not in old for k in done)):
+            or any(k not in old for k in done if k not in _REFERENCE_FIELDS)):
         return done
     n, chunk = len(truths), settings["truths_per_program"]
     keep = min(len(old["means"]), n)
     if old.get("truths", [])[:keep] != truths.tolist()[:keep]:
         return done
     keep = keep if keep == n else keep - keep % chunk
-    return {k: old[k][:keep] for k in done}
+    return {k: list(old.get(k, [None] * keep))[:keep] for k in done}
 
 
 def _fit_chunk(emulator, simulator, truths, rows, settings: dict, cfg, features, progress):

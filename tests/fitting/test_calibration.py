@@ -103,8 +103,20 @@ def test_calibration_resumes_after_an_interrupted_chunk(tiny_line_emulator, tmp_
     calls.clear()
     resumed = _quiet(magan.calibrate, tiny_line_emulator, sim, workdir=tmp_path / "b", **kw)
     assert calls == [[2]]  # only the unfinished chunk ran again
-    for key in ("truths", "means", "stds", "warnings", "summary"):
+    for key in ("truths", "means", "stds", "warnings", "summary", "reference_at",
+                "reference_means"):
         assert resumed[key] == whole[key], key
+    assert np.shape(whole["reference_at"]) == np.shape(whole["reference_means"]) == (3, 4)
+    # a file written before the reference points were kept resumes too (None for its truths)
+    for key in ("reference_at", "reference_means"):
+        saved.pop(key)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "calibration.json").write_text(json.dumps(saved))
+    calls.clear()
+    older = _quiet(magan.calibrate, tiny_line_emulator, sim, workdir=tmp_path / "c", **kw)
+    assert calls == [[2]] and older["means"] == whole["means"]
+    assert older["reference_at"][:2] == [None, None]
+    assert older["reference_at"][2] == whole["reference_at"][2]
 
 
 @pytest.mark.parametrize("kwargs, match", [

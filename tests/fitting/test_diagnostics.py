@@ -16,6 +16,7 @@ from magan.fitting.diagnostics import (
     fit_closure,
     image_statistics,
     image_structure,
+    response_slopes,
     training_image_ranges,
     warn_about,
 )
@@ -117,6 +118,56 @@ def test_uncertainty_without_a_simulator_is_called_statistical():
     d = _status(diagnose(LINE_SPACE, n_targets=500, bias_corrected=True),
                 "uncertainty_is_statistical")
     assert d.status == "ok"
+
+
+def _references(slope_m, noise=0.002, k=8, centre=(0.5, 0.5, 0.5, 0.5), seed=0):
+    """K reference points scattered 1 % of each range around ``centre`` (unit cube) and what
+    fits responding with slope 1 (``slope_m`` for m) plus ``noise`` would find, physical."""
+    rng = np.random.default_rng(seed)
+    at = np.clip(np.asarray(centre) + 0.01 * rng.normal(size=(k, 4)), 0.0, 1.0)
+    slope = np.array([slope_m, 1.0, 1.0, 1.0])
+    found = 0.5 + slope * (at - 0.5) + 0.003 + noise * rng.normal(size=(k, 4))
+    return LINE_SPACE.from_unit(at), LINE_SPACE.from_unit(found)
+
+
+def test_response_slopes_recover_the_slope_and_its_error():
+    rng = np.random.default_rng(3)
+    at = rng.random((40, 2))
+    found = np.c_[0.2 + 0.7 * at[:, 0], 0.5 + 0.05 * rng.normal(size=40)]
+    slopes, errors, used = response_slopes(at, found)
+    assert slopes[0] == pytest.approx(0.7, abs=1e-9) and errors[0] < 1e-9
+    assert abs(slopes[1]) < 3 * errors[1] and 0.01 < errors[1] < 0.2
+    assert used.tolist() == [40, 40]
+    # points clipped to a bound in a parameter do not count for it
+    at[:37, 1] = 1.0
+    slopes, errors, used = response_slopes(at, found)
+    assert used.tolist() == [40, 3]
+    at[:38, 1] = 0.0
+    assert np.isnan(response_slopes(at, found)[0][1])
+
+
+def test_follows_truth():
+    def check(at, found):
+        return _status(diagnose(LINE_SPACE, n_targets=500, bias_corrected=True,
+                                reference_at=at, reference_means=found), "follows_truth")
+
+    assert check(*_references(1.0)).status == "ok"
+    d = check(*_references(0.0))
+    assert d.status == "warn" and "does not follow the truth of m near the fitted point" in \
+        d.message
+    assert d.numbers["m"]["slope"] == pytest.approx(0.0, abs=0.3)
+    assert d.numbers["c"]["slope"] == pytest.approx(1.0, abs=0.3)
+    # fits as noisy as the points' scatter cannot tell: no warning without evidence
+    assert check(*_references(0.0, noise=0.02)).status == "ok"
+    # a parameter at its bound (its points clipped into the box) is not assessed
+    d = check(*_references(0.0, centre=(1.02, 0.5, 0.5, 0.5)))
+    assert d.status == "ok" and "m: too few reference points off the bounds" in d.message
+    # one reference point (bias_reference "fit" or "start"): not checked
+    one = diagnose(LINE_SPACE, n_targets=500, bias_corrected=True, reference_at=TRUTH,
+                   reference_means=TRUTH)
+    assert _status(one, "follows_truth").status == "unknown"
+    assert "follows_truth" not in [d.name for d in diagnose(LINE_SPACE, n_targets=500,
+                                                            bias_corrected=False)]
 
 
 def test_closure_far_above_its_floor():
