@@ -332,9 +332,10 @@ def _follows_truth(space, reference_at, reference_means) -> Diagnostic:
     their fits' means (:attr:`FitResult.reference_means <magan.FitResult.reference_means>`)."""
     name = "follows_truth"
     if reference_at is None or np.ndim(reference_at) != 2 or len(reference_at) < 3:
-        return Diagnostic(name, "unknown", "No reference sets scattered around the fit (they "
-                          "need the simulator and bias_reference='around'); whether the fit "
-                          "follows each parameter's truth was not checked.")
+        return Diagnostic(name, "unknown", "Fewer than 3 reference sets scattered around the "
+                          "fit (they need the simulator, bias_reference='around' and "
+                          "reference_sets >= 3); whether the fit follows each parameter's truth "
+                          "was not checked.")
     slopes, errors, used = response_slopes(space.to_unit(np.asarray(reference_at)),
                                            space.to_unit(np.asarray(reference_means)))
     lim = LIMITS
@@ -344,6 +345,10 @@ def _follows_truth(space, reference_at, reference_means) -> Diagnostic:
     numbers = {n: {"slope": float(slopes[j]), "slope_stderr": float(errors[j]),
                    "points": int(used[j])} for j, n in enumerate(space.names)}
     skipped = [n for j, n in enumerate(space.names) if not assessed[j]]
+    if not assessed.any():
+        return Diagnostic(name, "unknown", f"Fewer than {lim.response_min_points} reference "
+                          "points off the bounds in every parameter; whether the fit follows "
+                          "each parameter's truth was not checked.", numbers)
     if not flagged:
         tail = (f" ({', '.join(skipped)}: too few reference points off the bounds to tell)"
                 if skipped else "")

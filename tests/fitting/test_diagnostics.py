@@ -162,6 +162,8 @@ def test_follows_truth():
     # a parameter at its bound (its points clipped into the box) is not assessed
     d = check(*_references(0.0, centre=(1.02, 0.5, 0.5, 0.5)))
     assert d.status == "ok" and "m: too few reference points off the bounds" in d.message
+    # three sets: too few points for any slope
+    assert check(*_references(1.0, k=3)).status == "unknown"
     # one reference point (bias_reference "fit" or "start"): not checked
     one = diagnose(LINE_SPACE, n_targets=500, bias_corrected=True, reference_at=TRUTH,
                    reference_means=TRUTH)
