@@ -24,10 +24,10 @@ could not run). :func:`magan.fit` stores them in ``FitResult.diagnostics`` and i
 * ``follows_truth``: with ``bias_reference="around"`` the reference sets, simulated at points
   scattered around the fit, are fitted like the targets; regressed on where they were simulated
   (:func:`response_slopes`), what their fits found rises with slope near 1 for a parameter the
-  data determine. A slope confidently below ``LIMITS.min_response_slope`` means the fit lands
-  where it does whatever that parameter's truth is near it (a direction the images do not pin
-  down, or one the fit cannot move along): the value and its reported std are then not to be
-  trusted, however small that std is.
+  data determine. A slope below ``LIMITS.min_response_slope`` (by more than half its standard
+  error) means the fit lands where it does whatever that parameter's truth is near it (a
+  direction the images do not pin down, or one the fit cannot move along): the value and its
+  reported std are then not to be trusted, however small that std is.
 * ``closure``: the real simulator at the fitted parameters against the targets, next to two
   simulations at the same point (:func:`magan.validation.closure.closure_check`); every fit
   given the simulator runs it (:func:`fit_closure`), on S's learned summaries, pixel statistics
@@ -75,11 +75,13 @@ class DiagnosticLimits:
     closure_spread_ratio: float = 1.5
     closure_draws: int = 16
     # follows_truth: a parameter whose response slope (reference fits' found on their truths)
-    # is below this by more than ``response_sigmas`` of its standard error is not followed;
-    # slopes from fewer than ``response_min_points`` reference points off the bounds are not
-    # assessed
+    # is below this by more than ``response_sigmas`` of its standard error is not followed
+    # (half a standard error: the slope is then more likely below than above it; the trade
+    # between missed failures and false alarms over ``response_sigmas`` is measured in
+    # docs/generalisation.md); slopes from fewer than ``response_min_points`` reference points
+    # off the bounds are not assessed
     min_response_slope: float = 0.5
-    response_sigmas: float = 2.0
+    response_sigmas: float = 0.5
     response_min_points: int = 4
 
 

@@ -157,8 +157,15 @@ def test_follows_truth():
         d.message
     assert d.numbers["m"]["slope"] == pytest.approx(0.0, abs=0.3)
     assert d.numbers["c"]["slope"] == pytest.approx(1.0, abs=0.3)
-    # fits as noisy as the points' scatter cannot tell: no warning without evidence
-    assert check(*_references(0.0, noise=0.02)).status == "ok"
+    # fits far noisier than the points' scatter: each slope is judged with its error
+    for seed in range(4):
+        noisy = check(*_references(1.0, noise=0.05, seed=seed))
+        num = noisy.numbers
+        flagged = [n for n in LINE_SPACE.names if num[n]["slope"] + LIMITS.response_sigmas
+                   * num[n]["slope_stderr"] < LIMITS.min_response_slope]
+        assert min(num[n]["slope_stderr"] for n in LINE_SPACE.names) > 0.5
+        assert (noisy.status == "warn") == bool(flagged)
+        assert all(f"{n}: slope" in noisy.message for n in flagged)
     # a parameter at its bound (its points clipped into the box) is not assessed
     d = check(*_references(0.0, centre=(1.02, 0.5, 0.5, 0.5)))
     assert d.status == "ok" and "m: too few reference points off the bounds" in d.message
