@@ -138,7 +138,8 @@ def calibrate(emulator: Emulator, simulator, *, n_truths: int = 20, n_targets: i
                 v = getattr(res, k)
                 done[k].append(None if v is None else np.asarray(v, np.float64).tolist())
         if path is not None:
-            atomic_write_json(path, {"settings": settings, "truths": truths.tolist(), **done})
+            atomic_write_json(path, {"settings": settings, "names": list(space.names),
+                                     "truths": truths.tolist(), **done})
     _warn_once(done["warnings"])
     summary = summarise_calibration(space.names, truths, np.array(done["means"]),
                                     np.array(done["stds"]), space.width)

@@ -99,7 +99,8 @@ def test_calibration_resumes_after_an_interrupted_chunk(tiny_line_emulator, tmp_
     with pytest.raises(KeyboardInterrupt):
         _quiet(magan.calibrate, tiny_line_emulator, sim, workdir=tmp_path / "b", **kw)
     saved = json.loads((tmp_path / "b" / "calibration.json").read_text())
-    assert len(saved["means"]) == 2  # the first chunk was written
+    assert len(saved["means"]) == 2  # the first chunk was written, with the parameters' names
+    assert saved["names"] == list(LINE_SPACE.names)
     calls.clear()
     resumed = _quiet(magan.calibrate, tiny_line_emulator, sim, workdir=tmp_path / "b", **kw)
     assert calls == [[2]]  # only the unfinished chunk ran again

@@ -1,0 +1,140 @@
+"""How well does the fit's ``follows_truth`` check separate failed fits from good ones?
+
+Reads calibrations (the ``calibration.json`` that :func:`magan.calibrate`, ``magan validate`` and
+``scripts/coverage.py`` write, with the reference points each fit stored) and, for every fit,
+recomputes the check (:func:`magan.fitting.diagnostics.response_slopes`: the reference fits'
+means regressed on where they were simulated) at each ``--sigmas`` value of
+``DiagnosticLimits.response_sigmas`` (the library's is marked). A fit is a miss when a parameter
+is more than 5 % of its range off its truth; a silent miss when none of its other checks warned.
+It prints, per calibration and in total: fits, misses, silent misses without the check and with
+it, and the good fits (within 5 %) the check warns about (false alarms).
+
+``--run STUDY`` first fits the first ``--n-truths`` truths of a study's committed validation
+calibration (``studies/STUDY/validation/calibration.json``: the same truths, targets and seeds)
+with the study's fit preset and features into ``--out`` (resumable), so that they carry the
+reference points the committed file lacks.
+
+    MAGAN_QUIET=1 python scripts/follows_truth.py --run calorimeter --n-truths 4 \\
+        --emulator runs/calorimeter/emulator --out runs/calo_ident
+    python scripts/follows_truth.py runs/coverage_ident/*/default/calibration.json \\
+        runs/calo_ident/calibration.json --sigmas 0,0.5,1,2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import magan
+from magan.benchmarks import BENCHMARKS
+from magan.fitting.diagnostics import LIMITS, response_slopes
+from magan.studies import get_study
+
+
+def _spaces() -> dict:
+    """{parameter names: (label, space)} of the studies and the benchmark simulators."""
+    out = {tuple(b.space.names): (name, b.space) for name, b in BENCHMARKS.items()}
+    for study in ("line", "calorimeter"):
+        space = get_study(study).space
+        out[tuple(space.names)] = (study, space)
+    return out
+
+
+def _fits(path: Path, spaces: dict) -> tuple[str, list]:
+    """(label, [(miss, other checks warned, slopes (P,), stderrs (P,), points (P,))]) of the fits
+    of one calibration file that stored reference points."""
+    cal = json.loads(path.read_text())
+    if "names" in cal:
+        label, space = spaces.get(tuple(cal["names"]), (None, None))
+    else:  # written by an older magan mid-run: the space whose box holds every truth
+        match = [v for k, v in spaces.items() if len(k) == len(cal["truths"][0])
+                 and _inside(cal["truths"], v[1])]
+        label, space = match[0] if len(match) == 1 else (None, None)
+    if space is None:
+        raise SystemExit(f"{path}: its parameters match no study or benchmark simulator.")
+    rows = []
+    for t in range(len(cal["means"])):
+        at, found = cal.get("reference_at", [None] * (t + 1))[t], cal.get(
+            "reference_means", [None] * (t + 1))[t]
+        if at is None or np.ndim(at) != 2:
+            continue
+        err = np.abs(np.asarray(cal["means"][t]) - cal["truths"][t]) / space.width
+        other = any(w != "follows_truth" for w in cal["warnings"][t])
+        unit = [(np.asarray(v, np.float64) - space.low) / space.width for v in (at, found)]
+        rows.append((bool(err.max() > 0.05), other, *response_slopes(*unit)))
+    return label, rows
+
+
+def _inside(truths, space) -> bool:
+    t = np.asarray(truths, np.float64)
+    return bool(np.all((t >= space.low) & (t <= space.high)))
+
+
+def _counts(rows: list, z: float) -> tuple[int, int, int, int, int]:
+    """(misses, silent without the check, silent with it, good fits, good fits it warns on)."""
+    m = s0 = s1 = g = fa = 0
+    for miss, other, slopes, errors, points in rows:
+        assessed = (points >= LIMITS.response_min_points) & np.isfinite(errors)
+        flag = bool(np.any(assessed & (slopes + z * np.where(assessed, errors, 0.0)
+                                       < LIMITS.min_response_slope)))
+        m, g = m + miss, g + (not miss)
+        s0 += miss and not other
+        s1 += miss and not other and not flag
+        fa += (not miss) and flag
+    return m, s0, s1, g, fa
+
+
+def _run(args) -> None:
+    """Fit the first ``--n-truths`` truths of the study's validation calibration again."""
+    study = get_study(args.run)
+    committed = json.loads(Path(f"studies/{args.run}/validation/calibration.json").read_text())
+    s = committed["settings"]
+    truths = np.asarray(committed["truths"])[:args.n_truths]
+    magan.calibrate(magan.load_emulator(args.emulator), study.make_simulator(), truths=truths,
+                    n_targets=s["n_targets"], fit_config=study.fit_config, seed=s["seed"],
+                    features=study.fit_features, workdir=args.out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("calibrations", nargs="*", type=Path, help="calibration.json files")
+    ap.add_argument("--sigmas", default=f"0,{LIMITS.response_sigmas:g},1,2",
+                    help="values of response_sigmas to compare, comma-separated")
+    ap.add_argument("--run", choices=("line", "calorimeter"), help="fit a study's truths first")
+    ap.add_argument("--n-truths", type=int, default=4, help="with --run: how many truths")
+    ap.add_argument("--emulator", help="with --run: the study's emulator folder")
+    ap.add_argument("--out", type=Path, help="with --run: where its calibration.json goes")
+    args = ap.parse_args()
+    if args.run:
+        if not (args.emulator and args.out):
+            raise SystemExit("--run needs --emulator and --out.")
+        _run(args)
+        args.calibrations.append(args.out / "calibration.json")
+    try:
+        sigmas = [float(z) for z in args.sigmas.split(",")]
+    except ValueError:
+        raise SystemExit(f"--sigmas must be comma-separated numbers, got {args.sigmas!r}.") \
+            from None
+    missing = [str(p) for p in args.calibrations if not p.is_file()]
+    if missing or not args.calibrations:
+        raise SystemExit(f"No calibration file at {missing or 'all'}: give calibration.json paths.")
+    spaces = _spaces()
+    found = [_fits(p, spaces) for p in args.calibrations]
+    print("| calibration | fits | misses (> 5 %) | silent misses without the check | "
+          + " | ".join(f"z={z:g}{' (library)' if z == LIMITS.response_sigmas else ''}: silent "
+                       "misses / false alarms" for z in sigmas) + " |")
+    print("|---|---|---|---|" + "---|" * len(sigmas))
+    everything = [r for _, rows in found for r in rows]
+    for (label, rows), path in [*zip(found, args.calibrations), (("all", everything), None)]:
+        cells = [_counts(rows, z) for z in sigmas]
+        m, s0, _, g, _ = cells[0]
+        name = label if path is None else f"{label} (`{path}`)"
+        print(f"| {name} | {len(rows)} | {m} | {s0} | "
+              + " | ".join(f"{c[2]} / {c[4]} of {g}" for c in cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
