@@ -7,7 +7,9 @@ means regressed on where they were simulated) at each ``--sigmas`` value of
 ``DiagnosticLimits.response_sigmas`` (the library's is marked). A fit is a miss when a parameter
 is more than 5 % of its range off its truth; a silent miss when none of its other checks warned.
 It prints, per calibration and in total: fits, misses, silent misses without the check and with
-it, and the good fits (within 5 %) the check warns about (false alarms).
+it, the good fits (within 5 %) the check warns about (false alarms), and the quiet fits (no check
+warned, this one at the library's setting): how many, how many of their errors lay within 2
+reported std, and their largest error.
 
 ``--run STUDY`` first fits the first ``--n-truths`` truths of a study's committed validation
 calibration (``studies/STUDY/validation/calibration.json``: the same truths, targets and seeds)
@@ -61,10 +63,12 @@ def _fits(path: Path, spaces: dict) -> tuple[str, list]:
             "reference_means", [None] * (t + 1))[t]
         if at is None or np.ndim(at) != 2:
             continue
-        err = np.abs(np.asarray(cal["means"][t]) - cal["truths"][t]) / space.width
+        diff = np.asarray(cal["means"][t]) - cal["truths"][t]
+        err = np.abs(diff) / space.width
         other = any(w != "follows_truth" for w in cal["warnings"][t])
         unit = [(np.asarray(v, np.float64) - space.low) / space.width for v in (at, found)]
-        rows.append((bool(err.max() > 0.05), other, *response_slopes(*unit)))
+        rows.append((bool(err.max() > 0.05), other, *response_slopes(*unit),
+                     100 * err.max(), diff / np.asarray(cal["stds"][t])))
     return label, rows
 
 
@@ -73,13 +77,29 @@ def _inside(truths, space) -> bool:
     return bool(np.all((t >= space.low) & (t <= space.high)))
 
 
+def _flags(slopes, errors, points, z: float) -> bool:
+    """Whether the check warns at ``response_sigmas=z``."""
+    assessed = (points >= LIMITS.response_min_points) & np.isfinite(errors)
+    return bool(np.any(assessed & (slopes + z * np.where(assessed, errors, 0.0)
+                                   < LIMITS.min_response_slope)))
+
+
+def _quiet(rows: list) -> str:
+    """The fits no check warned about (follows_truth at the library's setting): how many, the
+    2-sigma coverage of their pulls over all parameters, their largest error (% of range)."""
+    quiet = [r for r in rows if not r[1] and not _flags(*r[2:5], LIMITS.response_sigmas)]
+    if not quiet:
+        return "none"
+    pulls = np.concatenate([r[6] for r in quiet])
+    return (f"{len(quiet)}: {np.mean(np.abs(pulls) <= 2):.2f} within 2 std, max error "
+            f"{max(r[5] for r in quiet):.2f} %")
+
+
 def _counts(rows: list, z: float) -> tuple[int, int, int, int, int]:
     """(misses, silent without the check, silent with it, good fits, good fits it warns on)."""
     m = s0 = s1 = g = fa = 0
-    for miss, other, slopes, errors, points in rows:
-        assessed = (points >= LIMITS.response_min_points) & np.isfinite(errors)
-        flag = bool(np.any(assessed & (slopes + z * np.where(assessed, errors, 0.0)
-                                       < LIMITS.min_response_slope)))
+    for miss, other, slopes, errors, points, *_ in rows:
+        flag = _flags(slopes, errors, points, z)
         m, g = m + miss, g + (not miss)
         s0 += miss and not other
         s1 += miss and not other and not flag
@@ -125,15 +145,15 @@ def main() -> None:
     found = [_fits(p, spaces) for p in args.calibrations]
     print("| calibration | fits | misses (> 5 %) | silent misses without the check | "
           + " | ".join(f"z={z:g}{' (library)' if z == LIMITS.response_sigmas else ''}: silent "
-                       "misses / false alarms" for z in sigmas) + " |")
-    print("|---|---|---|---|" + "---|" * len(sigmas))
+                       "misses / false alarms" for z in sigmas) + " | quiet fits |")
+    print("|---|---|---|---|" + "---|" * (len(sigmas) + 1))
     everything = [r for _, rows in found for r in rows]
     for (label, rows), path in [*zip(found, args.calibrations), (("all", everything), None)]:
         cells = [_counts(rows, z) for z in sigmas]
         m, s0, _, g, _ = cells[0]
         name = label if path is None else f"{label} (`{path}`)"
         print(f"| {name} | {len(rows)} | {m} | {s0} | "
-              + " | ".join(f"{c[2]} / {c[4]} of {g}" for c in cells) + " |")
+              + " | ".join(f"{c[2]} / {c[4]} of {g}" for c in cells) + f" | {_quiet(rows)} |")
 
 
 if __name__ == "__main__":
