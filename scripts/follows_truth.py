@@ -20,6 +20,7 @@ reference points the committed file lacks.
         --emulator runs/calorimeter/emulator --out runs/calo_ident
     python scripts/follows_truth.py runs/coverage_ident/*/default/calibration.json \\
         runs/calo_ident/calibration.json --sigmas 0,0.5,1,2
+    python scripts/follows_truth.py runs/coverage_ident/*/default/calibration.json --truths 6:
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ def _spaces() -> dict:
     return out
 
 
-def _fits(path: Path, spaces: dict) -> tuple[str, list]:
+def _fits(path: Path, spaces: dict, picked: slice = slice(None)) -> tuple[str, list]:
     """(label, [(miss, other checks warned, slopes (P,), stderrs (P,), points (P,))]) of the fits
-    of one calibration file that stored reference points."""
+    of one calibration file that stored reference points, truths ``picked`` only."""
     cal = json.loads(path.read_text())
     if "names" in cal:
         label, space = spaces.get(tuple(cal["names"]), (None, None))
@@ -58,7 +59,7 @@ def _fits(path: Path, spaces: dict) -> tuple[str, list]:
     if space is None:
         raise SystemExit(f"{path}: its parameters match no study or benchmark simulator.")
     rows = []
-    for t in range(len(cal["means"])):
+    for t in range(len(cal["means"]))[picked]:
         at, found = cal.get("reference_at", [None] * (t + 1))[t], cal.get(
             "reference_means", [None] * (t + 1))[t]
         if at is None or np.ndim(at) != 2:
@@ -118,11 +119,23 @@ def _run(args) -> None:
                     features=study.fit_features, workdir=args.out)
 
 
+def _slice(text: str) -> slice:
+    """``--truths START:STOP`` as a slice (either end may be left out)."""
+    try:
+        start, stop = (int(v) if v.strip() else None for v in text.split(":"))
+    except ValueError:
+        raise SystemExit(f"--truths must be START:STOP (e.g. 6: or 0:6), got {text!r}.") from None
+    return slice(start, stop)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("calibrations", nargs="*", type=Path, help="calibration.json files")
     ap.add_argument("--sigmas", default=f"0,{LIMITS.response_sigmas:g},1,2",
                     help="values of response_sigmas to compare, comma-separated")
+    ap.add_argument("--truths", default=":",
+                    help="START:STOP, the truths of every file to count (a Python slice: 6: "
+                         "leaves out the first six, e.g. those a threshold was chosen on)")
     ap.add_argument("--run", choices=("line", "calorimeter"), help="fit a study's truths first")
     ap.add_argument("--n-truths", type=int, default=4, help="with --run: how many truths")
     ap.add_argument("--emulator", help="with --run: the study's emulator folder")
@@ -142,7 +155,7 @@ def main() -> None:
     if missing or not args.calibrations:
         raise SystemExit(f"No calibration file at {missing or 'all'}: give calibration.json paths.")
     spaces = _spaces()
-    found = [_fits(p, spaces) for p in args.calibrations]
+    found = [_fits(p, spaces, _slice(args.truths)) for p in args.calibrations]
     print("| calibration | fits | misses (> 5 %) | silent misses without the check | "
           + " | ".join(f"z={z:g}{' (library)' if z == LIMITS.response_sigmas else ''}: silent "
                        "misses / false alarms" for z in sigmas) + " | quiet fits |")

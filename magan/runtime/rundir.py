@@ -28,8 +28,8 @@ from pathlib import Path
 
 from magan.runtime.io import _writer, atomic_write_json, file_sha256, to_jsonable
 
-__all__ = ["LOCK", "MANIFEST", "folder_lock", "output_file", "output_folder", "run_folder",
-           "write_manifest"]
+__all__ = ["LOCK", "MANIFEST", "folder_lock", "output_file", "output_folder", "run_environment",
+           "run_folder", "write_manifest"]
 
 LOCK = ".magan.lock"
 MANIFEST = "manifest.json"
@@ -181,12 +181,35 @@ def _run_files(path: Path) -> list[Path]:
     return files
 
 
+def run_environment() -> dict:
+    """What a result depends on besides its code and seed: the Python, platform and versions of
+    magan and the numerical libraries, and the JAX backend and device kind. The same seed gives
+    the same numbers only on the same machine with the same versions (XLA's kernels change
+    between jax releases), so two runs that differ can be told apart by this."""
+    import platform
+    from importlib import metadata
+
+    import jax
+
+    versions = {}
+    for name in ("magan", "jax", "jaxlib", "flax", "optax", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "versions": versions, "backend": jax.default_backend(),
+            "devices": sorted({d.device_kind for d in jax.devices()})}
+
+
 def write_manifest(path, kind: str) -> Path:
-    """``path/manifest.json``: the kind of run, when it finished, and every file of the run
-    (relative path: sha256). Written last, so a run folder without one is incomplete."""
+    """``path/manifest.json``: the kind of run, when it finished, the environment it ran in
+    (:func:`run_environment`) and every file of the run (relative path: sha256). Written last,
+    so a run folder without one is incomplete."""
     path = Path(path)
     if not _writer():
         return path
     files = {f.relative_to(path).as_posix(): file_sha256(f) for f in _run_files(path)}
     return atomic_write_json(path / MANIFEST, {
-        "kind": kind, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "sha256": files})
+        "kind": kind, "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": run_environment(), "sha256": files})

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import pytest
 
 from magan.cli import main
@@ -61,6 +62,8 @@ def test_a_refused_rerun_writes_nothing_and_a_fit_never_overwrites_a_study(tmp_p
     before = _files(out)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "line study"
+    env = manifest["environment"]  # what the numbers depend on besides code and seed
+    assert env["versions"]["jax"] == jax.__version__ and env["backend"] == jax.default_backend()
     assert manifest["sha256"] == {n: hashlib.sha256(b).hexdigest() for n, b in before.items()
                                   if n not in ("manifest.json", ".magan.lock")}
     assert main(["study", "line", "--preset", "tiny", "--seed", "1", "--out", str(out)]) == 2
