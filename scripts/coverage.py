@@ -12,8 +12,8 @@ coverage for the statistical std alone (what the fit reports without the simulat
 per fit, how many fits warned, how many missed (a parameter more than 5 % of its range off), how
 many of those said nothing without and with the fit's ``follows_truth`` check, and how many fits
 within 5 % that check warned about. The check is recomputed from the reference points the
-calibration stores, so it counts for runs made before it existed too (a run that stored none
-counts it as quiet). Each calibration is resumable (``OUT/<name>/<label>/``).
+calibration stores, so it counts for runs made before it existed too (n/a where a run stored
+none). Each calibration is resumable (``OUT/<name>/<label>/``).
 
     python scripts/generalisation.py --modes sim --truths 0    # trains the benchmark emulators
     MAGAN_QUIET=1 python scripts/coverage.py --n-truths 20 --label default
@@ -103,8 +103,9 @@ def _follows_truth_warned(space, cal: dict) -> list:
         if at is None or found is None:
             out.append(None)
             continue
-        d = diagnose(space, n_targets=cal["settings"]["n_targets"], bias_corrected=True,
-                     reference_at=np.array(at), reference_means=np.array(found))[-1]
+        d = {x.name: x for x in diagnose(space, n_targets=cal["settings"]["n_targets"],
+                                         bias_corrected=True, reference_at=np.array(at),
+                                         reference_means=np.array(found))}["follows_truth"]
         out.append(d.status == "warn")
     return out
 
@@ -116,8 +117,8 @@ def _row(name: str, cal: dict, space) -> dict:
     err = np.abs(np.array(cal["means"]) - np.array(cal["truths"]))
     missed = np.any(err / np.asarray(width) > 0.05, axis=1)
     others = np.array([any(x != "follows_truth" for x in w) for w in cal["warnings"]])
-    follows = np.array([bool(f) for f in _follows_truth_warned(space, cal)]
-                       + [False] * (len(missed) - len(cal.get("reference_at", []))))
+    warned = _follows_truth_warned(space, cal)
+    follows = np.array([bool(f) for f in warned] + [False] * (len(missed) - len(warned)))
     return {
         "simulator": name, "n_truths": s["n_truths"],
         "pull_std": {k: v["pull_std"] for k, v in s["per_parameter"].items()},
@@ -133,6 +134,7 @@ def _row(name: str, cal: dict, space) -> dict:
         "silent_without_follows_truth": int((missed & ~others).sum()),
         "silent_misses": int((missed & ~others & ~follows).sum()),
         "follows_truth_on_good_fits": int((follows & ~missed).sum()),
+        "follows_truth_checked": sum(f is not None for f in warned),
     }
 
 
@@ -150,8 +152,15 @@ def _print(rows: list[dict], label: str) -> None:
               f"{r['coverage_2sigma']:.2f} +- {r['coverage_2sigma_stderr']:.2f} | "
               f"{r['max_abs_error_pct']:.2f} | {r['statistical_coverage_2sigma']:.2f} ({stat}) | "
               f"{r['seconds_per_fit']:.0f} | {r['fits_warned']} | {r['missed_5pct']} | "
-              f"{r['silent_without_follows_truth']} / {r['silent_misses']} | "
-              f"{r['follows_truth_on_good_fits']} |", flush=True)
+              f"{r['silent_without_follows_truth']} / {_checked(r, 'silent_misses')} | "
+              f"{_checked(r, 'follows_truth_on_good_fits')} |", flush=True)
+
+
+def _checked(row: dict, key: str) -> str:
+    """``row[key]``, or n/a where no fit stored the reference points the check needs (older
+    runs), with how many did where only some did."""
+    k, n = row["follows_truth_checked"], row["n_truths"]
+    return "n/a" if k == 0 else str(row[key]) + ("" if k == n else f" ({k} of {n} checked)")
 
 
 def _report(args) -> None:

@@ -8,13 +8,14 @@ means regressed on where they were simulated) at each ``--sigmas`` value of
 is more than 5 % of its range off its truth; a silent miss when none of its other checks warned.
 It prints, per calibration and in total: fits, misses, silent misses without the check and with
 it, the good fits (within 5 %) the check warns about (false alarms), and the quiet fits (no check
-warned, this one at the library's setting): how many, how many of their errors lay within 2
-reported std, and their largest error.
+warned, this one at the library's setting): how many, the fraction of their errors (over all
+parameters) within 2 reported std, and their largest error.
 
 ``--run STUDY`` first fits the first ``--n-truths`` truths of a study's committed validation
 calibration (``studies/STUDY/validation/calibration.json``: the same truths, targets and seeds)
-with the study's fit preset and features into ``--out`` (resumable), so that they carry the
-reference points the committed file lacks.
+with the study's fit preset and features as they are today (the committed file's may be
+older) into ``--out`` (resumable), so that they carry the reference points the committed file
+lacks.
 
     MAGAN_QUIET=1 python scripts/follows_truth.py --run calorimeter --n-truths 4 \\
         --emulator runs/calorimeter/emulator --out runs/calo_ident
@@ -33,7 +34,7 @@ import numpy as np
 
 import magan
 from magan.benchmarks import BENCHMARKS
-from magan.fitting.diagnostics import LIMITS, response_slopes
+from magan.fitting.diagnostics import LIMITS, not_followed, response_slopes
 from magan.studies import get_study
 
 
@@ -67,8 +68,10 @@ def _fits(path: Path, spaces: dict, picked: slice = slice(None)) -> tuple[str, l
         diff = np.asarray(cal["means"][t]) - cal["truths"][t]
         err = np.abs(diff) / space.width
         other = any(w != "follows_truth" for w in cal["warnings"][t])
-        unit = [(np.asarray(v, np.float64) - space.low) / space.width for v in (at, found)]
-        rows.append((bool(err.max() > 0.05), other, *response_slopes(*unit),
+        at, found = np.asarray(at, np.float64), np.asarray(found, np.float64)
+        keep = np.all(np.isfinite(at), axis=1) & np.all(np.isfinite(found), axis=1)
+        rows.append((bool(err.max() > 0.05), other,
+                     *response_slopes(space.to_unit(at[keep]), space.to_unit(found[keep])),
                      100 * err.max(), diff / np.asarray(cal["stds"][t])))
     return label, rows
 
@@ -79,10 +82,8 @@ def _inside(truths, space) -> bool:
 
 
 def _flags(slopes, errors, points, z: float) -> bool:
-    """Whether the check warns at ``response_sigmas=z``."""
-    assessed = (points >= LIMITS.response_min_points) & np.isfinite(errors)
-    return bool(np.any(assessed & (slopes + z * np.where(assessed, errors, 0.0)
-                                   < LIMITS.min_response_slope)))
+    """Whether the check warns at ``response_sigmas=z`` (the library's rule)."""
+    return bool(np.any(not_followed(slopes, errors, points, z)))
 
 
 def _quiet(rows: list) -> str:

@@ -26,12 +26,13 @@ from magan.benchmarks.simulators import BENCHMARKS
 from magan.fitting.diagnostics import response_slopes
 
 
-def response(at, found, low, width) -> tuple[np.ndarray, np.ndarray]:
+def response(at, found, space) -> tuple[np.ndarray, np.ndarray]:
     """(per-parameter slopes (P,), singular values of the response matrix) of the reference fits'
-    means ``found`` (K, P) on their truths ``at`` (K, P), both mapped to the unit cube; the slopes
-    are those of the fit's ``follows_truth`` check (:func:`magan.fitting.diagnostics.
-    response_slopes`: points clipped to a bound in a parameter left out of its slope)."""
-    u_at, u_found = (at - low) / width, (found - low) / width
+    means ``found`` (K, P) on their truths ``at`` (K, P), both mapped to ``space``'s unit cube;
+    the slopes are those of the fit's ``follows_truth`` check (:func:`magan.fitting.diagnostics.
+    response_slopes`: points clipped to a bound in a parameter left out of its slope; the
+    singular values use every point)."""
+    u_at, u_found = space.to_unit(at), space.to_unit(found)
     slopes = response_slopes(u_at, u_found)[0]
     design = np.c_[np.ones(len(at)), u_at - u_at.mean(axis=0)]
     coef, *_ = np.linalg.lstsq(design, u_found, rcond=None)
@@ -64,7 +65,7 @@ def main() -> None:
                          f"{args.bench_root} first (it stores each simulator's emulator there).")
     bench = BENCHMARKS[args.simulator]
     sim, emulator = bench.simulator(), magan.load_emulator(folder)
-    low, width = np.asarray(bench.space.low), np.asarray(bench.space.width)
+    width = np.asarray(bench.space.width)
     print(f"{args.simulator}: parameters {', '.join(bench.space.names)}")
     print("| truth | error % of range | pull | warnings | reference scatter (unit) "
           "| slope per parameter | singular values |")
@@ -73,8 +74,8 @@ def main() -> None:
         res = magan.fit(emulator, bench.targets(k, args.n_targets), simulator=sim, seed=0,
                         progress=False)
         truth = np.asarray(bench.truths[k], np.float64)
-        slopes, sv = response(res.reference_at, res.reference_means, low, width)
-        scatter = ((res.reference_at - low) / width).std(axis=0)
+        slopes, sv = response(res.reference_at, res.reference_means, bench.space)
+        scatter = bench.space.to_unit(res.reference_at).std(axis=0)
         print(f"| {k} | {_fmt(100 * (res.mean - truth) / width)} "
               f"| {_fmt((res.mean - truth) / res.std)} | {', '.join(res.warnings) or 'none'} "
               f"| {', '.join(f'{x:.3f}' for x in scatter)} | {_fmt(slopes)} "

@@ -44,7 +44,7 @@ import numpy as np
 
 __all__ = ["Diagnostic", "DiagnosticLimits", "LIMITS", "FitWarning", "diagnose",
            "image_statistics", "image_structure", "training_image_ranges", "closure_diagnostic",
-           "fit_closure", "response_slopes", "warn_about"]
+           "fit_closure", "not_followed", "response_slopes", "warn_about"]
 
 
 class FitWarning(UserWarning):
@@ -311,7 +311,8 @@ def response_slopes(at_unit, found_unit) -> tuple[np.ndarray, np.ndarray, np.nda
     points not clipped to a bound in j, its standard error from the residuals, and how many
     points it used: (slopes (P,), standard errors (P,), points (P,) int). Fewer than 3 points
     (or points without spread) give NaN."""
-    at, found = np.atleast_2d(np.asarray(at_unit, np.float64)), np.asarray(found_unit, np.float64)
+    at = np.atleast_2d(np.asarray(at_unit, np.float64))
+    found = np.atleast_2d(np.asarray(found_unit, np.float64))
     p = at.shape[1]
     slopes, errors = np.full(p, np.nan), np.full(p, np.nan)
     used = np.zeros(p, int)
@@ -329,41 +330,62 @@ def response_slopes(at_unit, found_unit) -> tuple[np.ndarray, np.ndarray, np.nda
     return slopes, errors, used
 
 
+def not_followed(slopes, errors, points, sigmas: float | None = None) -> np.ndarray:
+    """Which parameters ``follows_truth`` warns about, from :func:`response_slopes`' output:
+    those with at least ``response_min_points`` points whose slope is below
+    ``min_response_slope`` by more than ``sigmas`` (default ``response_sigmas``) standard errors.
+    (P,) bool."""
+    lim = LIMITS
+    z = lim.response_sigmas if sigmas is None else sigmas
+    errors = np.asarray(errors, np.float64)
+    assessed = (np.asarray(points) >= lim.response_min_points) & np.isfinite(errors)
+    upper = np.where(assessed, np.asarray(slopes, np.float64) + z * np.where(assessed, errors, 0),
+                     np.inf)
+    return assessed & (upper < lim.min_response_slope)
+
+
 def _follows_truth(space, reference_at, reference_means) -> Diagnostic:
     """``reference_at`` and ``reference_means`` (K, P) physical: the reference sets' points and
     their fits' means (:attr:`FitResult.reference_means <magan.FitResult.reference_means>`)."""
-    name = "follows_truth"
-    if reference_at is None or np.ndim(reference_at) != 2 or len(reference_at) < 3:
-        return Diagnostic(name, "unknown", "Fewer than 3 reference sets scattered around the "
-                          "fit (they need the simulator, bias_reference='around' and "
-                          "reference_sets >= 3); whether the fit follows each parameter's truth "
-                          "was not checked.")
-    slopes, errors, used = response_slopes(space.to_unit(np.asarray(reference_at)),
-                                           space.to_unit(np.asarray(reference_means)))
-    lim = LIMITS
+    name, lim = "follows_truth", LIMITS
+    if reference_at is None or np.ndim(reference_at) != 2:
+        return Diagnostic(name, "unknown", "No reference sets scattered around the fit (they "
+                          "need the simulator, bias_reference='around' and reference_sets >= "
+                          f"{lim.response_min_points}); whether the fit follows each "
+                          "parameter's truth was not checked.")
+    at, found = np.asarray(reference_at, np.float64), np.asarray(reference_means, np.float64)
+    finite = np.all(np.isfinite(at), axis=1) & np.all(np.isfinite(found), axis=1)
+    at, found = at[finite], found[finite]
+    if len(at) < lim.response_min_points:
+        return Diagnostic(name, "unknown", f"{len(at)} reference sets with finite fits scattered "
+                          f"around the fit, fewer than the {lim.response_min_points} a response "
+                          "slope needs (FitConfig.reference_sets); whether the fit follows each "
+                          "parameter's truth was not checked.")
+    slopes, errors, used = response_slopes(space.to_unit(at), space.to_unit(found))
     assessed = (used >= lim.response_min_points) & np.isfinite(errors)
-    upper = slopes + lim.response_sigmas * errors
-    flagged = [j for j in range(space.dim) if assessed[j] and upper[j] < lim.min_response_slope]
+    flags = not_followed(slopes, errors, used)
+    flagged = [j for j in range(space.dim) if flags[j]]
     numbers = {n: {"slope": float(slopes[j]), "slope_stderr": float(errors[j]),
                    "points": int(used[j])} for j, n in enumerate(space.names)}
     skipped = [n for j, n in enumerate(space.names) if not assessed[j]]
     if not assessed.any():
         return Diagnostic(name, "unknown", f"Fewer than {lim.response_min_points} reference "
-                          "points off the bounds in every parameter; whether the fit follows "
-                          "each parameter's truth was not checked.", numbers)
+                          "points off the bounds (or no spread among them) in every parameter; "
+                          "whether the fit follows each parameter's truth was not checked.",
+                          numbers)
     if not flagged:
         tail = (f" ({', '.join(skipped)}: too few reference points off the bounds to tell)"
                 if skipped else "")
-        return Diagnostic(name, "ok", "Reference sets simulated around the fit were found where "
-                          f"they were simulated: the fit follows each parameter's truth{tail}.",
-                          numbers)
-    said = "; ".join(f"{space.names[j]}: slope {slopes[j]:+.2f} +- {errors[j]:.2f}"
-                     for j in flagged)
+        return Diagnostic(name, "ok", "Reference sets simulated around the fit, fitted back, "
+                          "moved with the points they were simulated at (no response slope "
+                          f"clearly below {lim.min_response_slope:g}): the fit follows each "
+                          f"parameter's truth{tail}.", numbers)
+    said = "; ".join(f"{space.names[j]} {slopes[j]:+.2f} +- {errors[j]:.2f}" for j in flagged)
     which = ", ".join(space.names[j] for j in flagged)
     return Diagnostic(name, "warn",
                       f"The fit does not follow the truth of {which} "
                       f"near the fitted point: reference sets simulated at points scattered "
-                      f"around the fit were fitted back with a response slope of ({said}; 1 where "
+                      f"around the fit were fitted back with response slopes {said} (1 where "
                       "the data determine a parameter). The fit lands there whatever that "
                       "parameter's value is nearby, so neither the value nor its reported std "
                       "can be trusted. The images may not pin it down (a degeneracy with "
