@@ -19,6 +19,7 @@ none). Each calibration is resumable (``OUT/<name>/<label>/``).
     MAGAN_QUIET=1 python scripts/coverage.py --n-truths 20 --label default
     MAGAN_QUIET=1 python scripts/coverage.py --simulators line --fit-set bias_reference=start \\
         --label start
+    python scripts/coverage.py --report --label start --first 6    # compare labels on 6 truths
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from magan.config import replace_from_text
 from magan.runtime.io import atomic_write_json
 
 SIMULATORS = ("line", *BENCHMARKS)
+_PER_TRUTH = ("truths", "means", "stds", "seconds", "warnings", "raw_means", "stat_stds",
+              "reference_at", "reference_means")  # calibration.json's lists, one entry a truth
 
 
 def _parse_args():
@@ -59,6 +62,9 @@ def _parse_args():
     ap.add_argument("--report", action="store_true",
                     help="fit nothing: print the table of the truths already fitted under "
                          "--label (an interrupted run's, too)")
+    ap.add_argument("--first", type=int, default=0,
+                    help="with --report: count only each simulator's first N truths (to compare "
+                         "two --labels on the same truths; 0: all)")
     args = ap.parse_args()
     args.simulators = [s.strip() for s in args.simulators.split(",") if s.strip()]
     bad = [s for s in args.simulators if s not in SIMULATORS]
@@ -174,6 +180,9 @@ def _report(args) -> None:
             continue
         cal = json.loads(path.read_text())
         t = len(cal["means"])
+        if args.first > 0 and args.first < t:  # every per-truth list cut to the first truths
+            cal = {k: v[:args.first] if k in _PER_TRUTH else v for k, v in cal.items()}
+            t = args.first
         if t < 2:
             continue
         space = _space(name)
@@ -185,7 +194,8 @@ def _report(args) -> None:
         cal["truths"] = truths.tolist()
         cal["names"] = list(space.names)
         rows.append(_row(name, cal, space))
-    _print(rows, f"{args.label}, truths fitted so far")
+    _print(rows, f"{args.label}, truths fitted so far"
+           + (f" (the first {args.first} at most)" if args.first else ""))
 
 
 def main() -> None:
