@@ -102,18 +102,11 @@ def _space(name: str):
 def _follows_truth_warned(space, cal: dict) -> list:
     """Per truth whether the fit's ``follows_truth`` check warns, recomputed from the reference
     points the calibration stored (None where it stored none: files of older runs)."""
-    from magan.fitting.diagnostics import diagnose
+    from magan.fitting.diagnostics import not_followed, reference_slopes
 
-    out = []
-    for at, found in zip(cal.get("reference_at", []), cal.get("reference_means", [])):
-        if at is None or found is None:
-            out.append(None)
-            continue
-        d = {x.name: x for x in diagnose(space, n_targets=cal["settings"]["n_targets"],
-                                         bias_corrected=True, reference_at=np.array(at),
-                                         reference_means=np.array(found))}["follows_truth"]
-        out.append(d.status == "warn")
-    return out
+    return [None if at is None or found is None
+            else bool(not_followed(*reference_slopes(space, at, found)).any())
+            for at, found in zip(cal.get("reference_at", []), cal.get("reference_means", []))]
 
 
 def _row(name: str, cal: dict, space) -> dict:

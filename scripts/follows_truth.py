@@ -34,7 +34,7 @@ import numpy as np
 
 import magan
 from magan.benchmarks import BENCHMARKS
-from magan.fitting.diagnostics import LIMITS, not_followed, response_slopes
+from magan.fitting.diagnostics import LIMITS, not_followed, reference_slopes
 from magan.studies import get_study
 
 
@@ -68,10 +68,7 @@ def _fits(path: Path, spaces: dict, picked: slice = slice(None)) -> tuple[str, l
         diff = np.asarray(cal["means"][t]) - cal["truths"][t]
         err = np.abs(diff) / space.width
         other = any(w != "follows_truth" for w in cal["warnings"][t])
-        at, found = np.asarray(at, np.float64), np.asarray(found, np.float64)
-        keep = np.all(np.isfinite(at), axis=1) & np.all(np.isfinite(found), axis=1)
-        rows.append((bool(err.max() > 0.05), other,
-                     *response_slopes(space.to_unit(at[keep]), space.to_unit(found[keep])),
+        rows.append((bool(err.max() > 0.05), other, *reference_slopes(space, at, found),
                      100 * err.max(), diff / np.asarray(cal["stds"][t])))
     return label, rows
 

@@ -44,7 +44,7 @@ import numpy as np
 
 __all__ = ["Diagnostic", "DiagnosticLimits", "LIMITS", "FitWarning", "diagnose",
            "image_statistics", "image_structure", "training_image_ranges", "closure_diagnostic",
-           "fit_closure", "not_followed", "response_slopes", "warn_about"]
+           "fit_closure", "not_followed", "reference_slopes", "response_slopes", "warn_about"]
 
 
 class FitWarning(UserWarning):
@@ -330,6 +330,15 @@ def response_slopes(at_unit, found_unit) -> tuple[np.ndarray, np.ndarray, np.nda
     return slopes, errors, used
 
 
+def reference_slopes(space, reference_at, reference_means):
+    """:func:`response_slopes` of reference fits in physical units: ``reference_at`` and
+    ``reference_means`` (K, P) as a fit stores them, mapped to ``space``'s unit cube, a reference
+    set whose point or fit is not finite left out."""
+    at, found = np.asarray(reference_at, np.float64), np.asarray(reference_means, np.float64)
+    finite = np.all(np.isfinite(at), axis=1) & np.all(np.isfinite(found), axis=1)
+    return response_slopes(space.to_unit(at[finite]), space.to_unit(found[finite]))
+
+
 def not_followed(slopes, errors, points, sigmas: float | None = None) -> np.ndarray:
     """Which parameters ``follows_truth`` warns about, from :func:`response_slopes`' output:
     those with at least ``response_min_points`` points whose slope is below
@@ -339,29 +348,21 @@ def not_followed(slopes, errors, points, sigmas: float | None = None) -> np.ndar
     z = lim.response_sigmas if sigmas is None else sigmas
     errors = np.asarray(errors, np.float64)
     assessed = (np.asarray(points) >= lim.response_min_points) & np.isfinite(errors)
-    upper = np.where(assessed, np.asarray(slopes, np.float64) + z * np.where(assessed, errors, 0),
-                     np.inf)
-    return assessed & (upper < lim.min_response_slope)
+    return assessed & (np.asarray(slopes, np.float64) + z * errors < lim.min_response_slope)
 
 
 def _follows_truth(space, reference_at, reference_means) -> Diagnostic:
     """``reference_at`` and ``reference_means`` (K, P) physical: the reference sets' points and
     their fits' means (:attr:`FitResult.reference_means <magan.FitResult.reference_means>`)."""
     name, lim = "follows_truth", LIMITS
-    if reference_at is None or np.ndim(reference_at) != 2:
-        return Diagnostic(name, "unknown", "No reference sets scattered around the fit (they "
-                          "need the simulator, bias_reference='around' and reference_sets >= "
+    if (reference_at is None or np.ndim(reference_at) != 2
+            or len(reference_at) < lim.response_min_points):
+        return Diagnostic(name, "unknown", f"Fewer than {lim.response_min_points} reference sets "
+                          "scattered around the fit (they need the simulator, "
+                          "bias_reference='around' and FitConfig.reference_sets >= "
                           f"{lim.response_min_points}); whether the fit follows each "
                           "parameter's truth was not checked.")
-    at, found = np.asarray(reference_at, np.float64), np.asarray(reference_means, np.float64)
-    finite = np.all(np.isfinite(at), axis=1) & np.all(np.isfinite(found), axis=1)
-    at, found = at[finite], found[finite]
-    if len(at) < lim.response_min_points:
-        return Diagnostic(name, "unknown", f"{len(at)} reference sets with finite fits scattered "
-                          f"around the fit, fewer than the {lim.response_min_points} a response "
-                          "slope needs (FitConfig.reference_sets); whether the fit follows each "
-                          "parameter's truth was not checked.")
-    slopes, errors, used = response_slopes(space.to_unit(at), space.to_unit(found))
+    slopes, errors, used = reference_slopes(space, reference_at, reference_means)
     assessed = (used >= lim.response_min_points) & np.isfinite(errors)
     flags = not_followed(slopes, errors, used)
     flagged = [j for j in range(space.dim) if flags[j]]
@@ -369,8 +370,9 @@ def _follows_truth(space, reference_at, reference_means) -> Diagnostic:
                    "points": int(used[j])} for j, n in enumerate(space.names)}
     skipped = [n for j, n in enumerate(space.names) if not assessed[j]]
     if not assessed.any():
-        return Diagnostic(name, "unknown", f"Fewer than {lim.response_min_points} reference "
-                          "points off the bounds (or no spread among them) in every parameter; "
+        return Diagnostic(name, "unknown", f"Fewer than {lim.response_min_points} finite "
+                          "reference points off the bounds (or no spread among them) in every "
+                          "parameter; "
                           "whether the fit follows each parameter's truth was not checked.",
                           numbers)
     if not flagged:
