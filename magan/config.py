@@ -89,6 +89,10 @@ class PretrainConfig:
     feature_weight: float = 0.0  # weight of the energy score of high-level features (if given)
     feature_marginal_weight: float = 0.0  # weight of the sum over features of 1-D energy scores
     pixel_marginal_weight: float = 0.0  # weight of the sum over pixels of 1-D energy scores (CRPS)
+    # weight of the energy scores of the images pooled in 2 x 2 and 4 x 4 blocks
+    # (magan.losses.pooled_energy_score): where objects lie at each point, with the pixel noise
+    # averaged away, which the whole-image score hardly feels
+    pooled_energy_weight: float = 0.0
     # weight of the energy score of S's branch embeddings of two emulations against those of the
     # two simulations at the same point (S held fixed): per-point distribution matching in the
     # space S learned to tell emulations apart in, for simulators without hand-written features
@@ -124,8 +128,8 @@ class PretrainConfig:
             ("lr_emulator lr_siamese", _finite_positive, "a finite number > 0"),
             ("beta1 beta2 ema_decay", _fraction, "in [0, 1)"),
             ("r1_gamma aux_weight adversarial_weight energy_weight feature_weight "
-             "feature_marginal_weight pixel_marginal_weight siamese_feature_weight "
-             "structure_weight occupancy_weight",
+             "feature_marginal_weight pixel_marginal_weight pooled_energy_weight "
+             "siamese_feature_weight structure_weight occupancy_weight",
              _finite_at_least_0,
              "a finite number >= 0"),
             ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),

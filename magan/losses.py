@@ -22,7 +22,8 @@ from magan.config import FitConfig, PretrainConfig
 from magan.nn.build import cast_floats, emulate, network_dtype
 
 __all__ = ["PairBatch", "EmulatorGraphs", "lazy_r1", "siamese_loss", "emulator_loss",
-           "energy_score", "marginal_energy_score", "discriminator_loss", "feature_energy_distance"]
+           "energy_score", "marginal_energy_score", "pooled_energy_score", "block_pool",
+           "discriminator_loss", "feature_energy_distance"]
 
 
 class PairBatch(NamedTuple):
@@ -120,6 +121,40 @@ def marginal_energy_score(e1, e2, x1, x2):
     return jnp.mean(cross - 0.5 * dist(e1, e2))
 
 
+POOL_FACTORS = (2, 4)  # block sizes of pooled_energy_score
+
+
+def block_pool(x, k: int):
+    """(B, H, W, C) images summed over k x k blocks and divided by k: (B, ceil(H/k), ceil(W/k), C).
+
+    Edges that do not fill a block are padded with zeros. Dividing the sum by k (not k^2) keeps
+    the norm of an image that is smooth over the blocks and shrinks that of independent pixel
+    noise k-fold: at scale k, ``||a - b||`` reads where the objects are, not the pixel noise.
+    """
+    b, h, w, c = x.shape
+    ph, pw = -h % k, -w % k
+    if ph or pw:
+        x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)))
+    x = x.reshape(b, (h + ph) // k, k, (w + pw) // k, k, c)
+    return x.sum(axis=(2, 4)) / k
+
+
+def pooled_energy_score(e1, e2, x1, x2, factors=POOL_FACTORS):
+    """The sum over block sizes k in ``factors`` (those smaller than the image) of the
+    :func:`energy_score` of the images pooled by :func:`block_pool`; arrays (B, H, W, C).
+
+    The whole-image score weighs a shifted or wrongly spread object against the noise of every
+    pixel: ``||e - x|| = sqrt(noise^2 + shift^2)`` grows only quadratically with a shift much
+    smaller than the noise term, so a too-wide spread of positions at a point costs almost
+    nothing. Pooled k x k, the noise term shrinks k-fold and the same shift costs nearly in
+    proportion. Each pooled score is the energy score of a function of the image, so the sum is
+    still minimised by the simulator's distribution at each point.
+    """
+    size = min(x1.shape[1], x1.shape[2])
+    return sum(energy_score(*(block_pool(a, k) for a in (e1, e2, x1, x2)))
+               for k in factors if k < size)
+
+
 def _per_column_energy_scores(cols):
     """The sum over columns j of :func:`energy_score` of ``[e1, e2, x1, x2]`` (each (B, F))
     restricted to column j: every feature's own 1-D score."""
@@ -134,7 +169,8 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     emulations against (x1, x2) in the networks' space (``cfg.energy_weight``, if > 0) and of
     their high-level features (``cfg.feature_weight`` / ``cfg.feature_marginal_weight``, when
     ``features`` is given), the per-pixel energy scores (``cfg.pixel_marginal_weight``), the
-    energy score of S's branch embeddings (``cfg.siamese_feature_weight``; S fixed) and the 1-D
+    energy scores of the images pooled in 2 x 2 and 4 x 4 blocks (``cfg.pooled_energy_weight``),
+    the energy score of S's branch embeddings (``cfg.siamese_feature_weight``; S fixed) and the 1-D
     energy scores of generic descriptors, ``descriptors = {name: fn}`` standardised like
     ``features`` and weighted by ``cfg.<name>_weight`` (``structure``: the power in bands of
     spatial frequency; ``occupancy``: the count of values above the readout threshold).
@@ -167,7 +203,7 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     descriptors = {name: fn for name, fn in (descriptors or {}).items()
                    if getattr(cfg, f"{name}_weight") > 0}
     if (cfg.energy_weight > 0 or cfg.pixel_marginal_weight > 0 or use_features
-            or cfg.siamese_feature_weight > 0 or descriptors):
+            or cfg.pooled_energy_weight > 0 or cfg.siamese_feature_weight > 0 or descriptors):
         fake2 = emulate(graphs.e, params_e, unit, k2, dtype)
     if cfg.energy_weight > 0:
         es = energy_score(fake, fake2, x1, x2)
@@ -177,6 +213,10 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
         ps = marginal_energy_score(fake, fake2, x1, x2)
         metrics["pixel_marginal_score"] = ps
         loss = loss + cfg.pixel_marginal_weight * ps
+    if cfg.pooled_energy_weight > 0:
+        pe = pooled_energy_score(fake, fake2, x1, x2)
+        metrics["pooled_energy_score"] = pe
+        loss = loss + cfg.pooled_energy_weight * pe
     if cfg.siamese_feature_weight > 0:
         # S's embeddings, in which it tells (simulation, emulation) pairs from genuine ones, of
         # both emulations against both simulations at each point: what S sees per point
