@@ -181,11 +181,37 @@ def _run_files(path: Path) -> list[Path]:
     return files
 
 
+_VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "asimd",
+                 "sve")
+
+
+def host_cpu() -> dict:
+    """The host CPU's model and the vector instruction sets XLA's CPU kernels may use (they set
+    the float rounding of a compiled program: a machine with AVX-512 and one without give
+    different last digits, which a GAN's training amplifies). Read from /proc/cpuinfo on Linux;
+    elsewhere the model from :mod:`platform` and no flags."""
+    import platform
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        text = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            model = value.strip()
+        elif key.strip() in ("flags", "Features"):
+            flags |= set(value.split())
+    return {"model": model, "vector_flags": [f for f in _VECTOR_FLAGS if f in flags]}
+
+
 def run_environment() -> dict:
     """What a result depends on besides its code and seed: the Python, platform and versions of
-    magan and the numerical libraries, and the JAX backend and device kind. The same seed gives
-    the same numbers only on the same machine with the same versions (XLA's kernels change
-    between jax releases), so two runs that differ can be told apart by this."""
+    magan and the numerical libraries, the host CPU (:func:`host_cpu`), and the JAX backend and
+    device kind. The same seed gives the same numbers only on the same kind of machine with the
+    same versions (XLA's kernels change between jax releases and CPU instruction sets), so two
+    runs that differ can be told apart by this."""
     import platform
     from importlib import metadata
 
@@ -198,7 +224,7 @@ def run_environment() -> dict:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return {"python": platform.python_version(), "platform": platform.platform(),
-            "versions": versions, "backend": jax.default_backend(),
+            "cpu": host_cpu(), "versions": versions, "backend": jax.default_backend(),
             "devices": sorted({d.device_kind for d in jax.devices()})}
 
 

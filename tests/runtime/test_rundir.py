@@ -64,6 +64,7 @@ def test_a_refused_rerun_writes_nothing_and_a_fit_never_overwrites_a_study(tmp_p
     assert manifest["kind"] == "line study"
     env = manifest["environment"]  # what the numbers depend on besides code and seed
     assert env["versions"]["jax"] == jax.__version__ and env["backend"] == jax.default_backend()
+    assert env["cpu"]["model"] and isinstance(env["cpu"]["vector_flags"], list)
     assert manifest["sha256"] == {n: hashlib.sha256(b).hexdigest() for n, b in before.items()
                                   if n not in ("manifest.json", ".magan.lock")}
     assert main(["study", "line", "--preset", "tiny", "--seed", "1", "--out", str(out)]) == 2
@@ -112,3 +113,20 @@ def test_a_bad_out_is_reported_before_any_work(tmp_path, capsys):
         magan.train_emulator(line_simulator(), LINE_SPACE, magan.PRETRAIN_PRESETS["tiny"],
                              workdir=a_file, progress=False)
     assert time.perf_counter() - t0 < 10  # before the networks are built or compiled
+
+
+def test_host_cpu_reads_the_model_and_vector_flags(monkeypatch, tmp_path):
+    """The CPU model and the vector instruction sets from /proc/cpuinfo (x86 'flags', Arm
+    'Features'); other flags are left out, and without the file the platform's name stands."""
+    from magan.runtime import rundir
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\n"
+                    "flags\t\t: fpu sse4_2 avx avx2 fma avx512f ht\n\nprocessor\t: 1\n")
+    real = rundir.Path
+    monkeypatch.setattr(rundir, "Path", lambda p: info if p == "/proc/cpuinfo" else real(p))
+    assert rundir.host_cpu() == {"model": "Test CPU 9000",
+                                 "vector_flags": ["sse4_2", "avx", "avx2", "fma", "avx512f"]}
+    monkeypatch.setattr(rundir, "Path", lambda p: tmp_path / "missing" if p == "/proc/cpuinfo"
+                        else real(p))
+    assert rundir.host_cpu()["model"] and rundir.host_cpu()["vector_flags"] == []
