@@ -91,7 +91,7 @@ def main():
                      "closure_mean_image_rel": clo["fit"]["mean_image_rel"],
                      "closure_floor": clo["floor"]["mean_image_rel"], "fit_s": fit_s})
         if r.reference_means is not None and np.ndim(r.reference_at) == 2:
-            slopes, _ = response(r.reference_at, r.reference_means, LINE_SPACE.low, width)
+            slopes, _ = response(r.reference_at, r.reference_means, LINE_SPACE)
             rows[-1].update(reference_at=r.reference_at.tolist(),
                             reference_means=r.reference_means.tolist(),
                             response_slopes=slopes.tolist())
