@@ -6,7 +6,9 @@ simulator, the emulator, the emulator with its noise vector z fixed (only the pe
 channel varies) and with its per-pixel noise fixed (only z varies); near the line (within 2 px
 of the pixels whose simulated mean is above 0.02) and far from it (over 3 px away): the std, the
 kurtosis (3 for Gaussian noise) and the fraction of pixels above the line features' threshold
-0.1. Also the emulated images with a pixel outside the study's value range.
+0.1. Then the standard deviation of each line feature over the 512 images at each point (how
+far the line moves at fixed parameters), and the emulated images with a pixel outside the
+study's value range.
 
     python scripts/emulator_spread_maps.py runs/emulator_realism/base@seed0/emulator
 """
@@ -22,7 +24,7 @@ from flax import nnx
 from scipy import ndimage
 
 import magan
-from magan.studies.line.simulator import LINE_SPACE, line_simulator
+from magan.studies.line.simulator import LINE_FEATURES, LINE_SPACE, line_features, line_simulator
 
 POINTS = np.array([[0.2, 12.0, 4.0, 9.0], [-0.3, 15.0, 2.0, 12.0], [0.4, 10.0, 8.0, 5.0]])
 N = 512
@@ -62,6 +64,7 @@ def main():
     rng = np.random.default_rng(0)
     print("| point | source | std on the line | std off the line | mean on line | tails |")
     print("|---|---|---|---|---|---|")
+    feature_rows = []
     for p in POINTS:
         t = sim.simulate(rng, np.repeat(p[None], N, 0), LINE_SPACE)[..., 0]
         on = t.mean(0) > 0.1
@@ -72,6 +75,13 @@ def main():
             sd = x.std(0)
             print(f"| {p.tolist()} | {name} | {sd[on].mean():.4f} | {sd[~on].mean():.4f} | "
                   f"{x.mean(0)[on].mean():.3f} | {tails(x, t)} |")
+        for name in ("simulator", "emulator"):
+            std = line_features(sources[name][..., None]).std(axis=0)
+            feature_rows.append(f"| {p.tolist()} | {name} | "
+                                + " | ".join(f"{v:.4f}" for v in std) + " |")
+    print("\n| point | source | " + " | ".join(f"std of {f}" for f in LINE_FEATURES) + " |")
+    print("|---|---|" + "---|" * len(LINE_FEATURES))
+    print("\n".join(feature_rows))
     e = emu.sample(LINE_SPACE.sample(rng, 2000), seed=1)[..., 0]
     low, high = -8 * 0.03, 1.0 + 5 * 0.1 + 5 * 0.03
     bad_lo, bad_hi = (e < low).reshape(len(e), -1).any(1), (e > high).reshape(len(e), -1).any(1)
