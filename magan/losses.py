@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from magan.config import FitConfig, PretrainConfig
@@ -124,35 +125,43 @@ def marginal_energy_score(e1, e2, x1, x2):
 POOL_FACTORS = (2, 4)  # block sizes of pooled_energy_score
 
 
-def block_pool(x, k: int):
-    """(B, H, W, C) images summed over k x k blocks and divided by k: (B, ceil(H/k), ceil(W/k), C).
+def block_pool(x, k):
+    """(B, H, W, C) images summed over blocks of ``k = (kh, kw)`` pixels (an int: k x k) and
+    divided by ``sqrt(kh * kw)``: (B, ceil(H/kh), ceil(W/kw), C).
 
-    Edges that do not fill a block are padded with zeros. Dividing the sum by k (not k^2) keeps
-    the norm of an image that is smooth over the blocks and shrinks that of independent pixel
-    noise k-fold: at scale k, ``||a - b||`` reads where the objects are, not the pixel noise.
+    Edges that do not fill a block are padded with zeros. Dividing the sum by the square root of
+    the block's size (not by its size) keeps the norm of an image that is smooth over the blocks
+    and shrinks that of independent pixel noise ``sqrt(kh * kw)``-fold: pooled, ``||a - b||``
+    reads where the objects are, not the pixel noise.
     """
+    kh, kw = (k, k) if isinstance(k, int) else k
     b, h, w, c = x.shape
-    ph, pw = -h % k, -w % k
+    ph, pw = -h % kh, -w % kw
     if ph or pw:
         x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)))
-    x = x.reshape(b, (h + ph) // k, k, (w + pw) // k, k, c)
-    return x.sum(axis=(2, 4)) / k
+    x = x.reshape(b, (h + ph) // kh, kh, (w + pw) // kw, kw, c)
+    return x.sum(axis=(2, 4)) / np.sqrt(kh * kw)
 
 
 def pooled_energy_score(e1, e2, x1, x2, factors=POOL_FACTORS):
-    """The sum over block sizes k in ``factors`` (those smaller than the image) of the
-    :func:`energy_score` of the images pooled by :func:`block_pool`; arrays (B, H, W, C).
+    """The sum over block sides k in ``factors`` of the :func:`energy_score` of the images pooled
+    by :func:`block_pool` in k x k blocks; arrays (B, H, W, C). An axis no longer than k is not
+    pooled (a 1-pixel-high image is pooled along its width only); a k that pools neither axis
+    adds nothing.
 
     The whole-image score weighs a shifted or wrongly spread object against the noise of every
     pixel: ``||e - x|| = sqrt(noise^2 + shift^2)`` grows only quadratically with a shift much
     smaller than the noise term, so a too-wide spread of positions at a point costs almost
-    nothing. Pooled k x k, the noise term shrinks k-fold and the same shift costs nearly in
-    proportion. Each pooled score is the energy score of a function of the image, so the sum is
-    still minimised by the simulator's distribution at each point.
+    nothing. Pooled in blocks of k x k, the noise term shrinks k-fold and the same shift costs
+    nearly in proportion. Each pooled score is the energy score of a function of the image, so
+    the sum is still minimised by the simulator's distribution at each point.
     """
-    size = min(x1.shape[1], x1.shape[2])
-    return sum(energy_score(*(block_pool(a, k) for a in (e1, e2, x1, x2)))
-               for k in factors if k < size)
+    h, w = x1.shape[1], x1.shape[2]
+    blocks = {(k if h > k else 1, k if w > k else 1) for k in factors} - {(1, 1)}
+    total = jnp.zeros((), jnp.float32)
+    for block in sorted(blocks):
+        total = total + energy_score(*(block_pool(a, block) for a in (e1, e2, x1, x2)))
+    return total
 
 
 def _per_column_energy_scores(cols):

@@ -46,6 +46,20 @@ def test_block_pool_is_the_written_out_block_sum_over_k():
     np.testing.assert_allclose(np.asarray(block_pool(jnp.asarray(x), 2)), want, rtol=1e-6)
 
 
+def test_pooled_energy_score_pools_only_the_axes_longer_than_a_block():
+    """A 1-pixel-high image is pooled along its width (blocks 1 x 2 and 1 x 4); a 1 x 1 image
+    has nothing to pool and scores 0."""
+    from magan.losses import block_pool, energy_score, pooled_energy_score
+
+    rng = np.random.default_rng(3)
+    a, b, c, d = (jnp.asarray(rng.normal(size=(4, 1, 16, 2)), jnp.float32) for _ in range(4))
+    want = sum(float(energy_score(*(block_pool(x, k) for x in (a, b, c, d))))
+               for k in ((1, 2), (1, 4)))
+    np.testing.assert_allclose(float(pooled_energy_score(a, b, c, d)), want, rtol=1e-6)
+    assert block_pool(a, (1, 4)).shape == (4, 1, 4, 2)
+    assert float(pooled_energy_score(*(x[:, :, :1] for x in (a, b, c, d)))) == 0.0
+
+
 def _bars(spread: float, n: int, seed: int):
     """(n, 16, 16, 1) images of a vertical bar (Gaussian profile, 1 px wide, height 1) whose
     column varies by ``spread`` px around column 8, plus pixel noise of std 0.1."""
