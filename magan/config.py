@@ -106,6 +106,10 @@ class PretrainConfig:
     # transform with a threshold), in units of the simulator's spread: a sparse detector's
     # occupancy, which a classifier reads first
     occupancy_weight: float = 0.0
+    # weight of the sum of 1-D energy scores of each channel's count of side-by-side pixel pairs
+    # that both pass the readout threshold (magan.pretraining.features.hit_pairs), in units of
+    # the simulator's spread: scattered noise hits against clumps of them
+    hit_pairs_weight: float = 0.0
     ema_decay: float = 0.999  # exponential moving average of E's weights, used for sampling
     # the runtime (results do not depend on these, except on_nonfinite="drop")
     prefetch: int = 4  # batches each background simulator thread keeps ready
@@ -129,7 +133,7 @@ class PretrainConfig:
             ("beta1 beta2 ema_decay", _fraction, "in [0, 1)"),
             ("r1_gamma aux_weight adversarial_weight energy_weight feature_weight "
              "feature_marginal_weight pixel_marginal_weight pooled_energy_weight "
-             "siamese_feature_weight structure_weight occupancy_weight",
+             "siamese_feature_weight structure_weight occupancy_weight hit_pairs_weight",
              _finite_at_least_0,
              "a finite number >= 0"),
             ("lr_schedule", lambda v: v in ("constant", "cosine"), "'constant' or 'cosine'"),

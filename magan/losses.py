@@ -182,7 +182,8 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     the energy score of S's branch embeddings (``cfg.siamese_feature_weight``; S fixed) and the 1-D
     energy scores of generic descriptors, ``descriptors = {name: fn}`` standardised like
     ``features`` and weighted by ``cfg.<name>_weight`` (``structure``: the power in bands of
-    spatial frequency; ``occupancy``: the count of values above the readout threshold).
+    spatial frequency; ``occupancy``: the count of values above the readout threshold;
+    ``hit_pairs``: the count of neighbouring pixel pairs both above it).
 
     The first ``n_params`` columns of ``batch.unit`` are the parameters. ``features(x_net,
     cond_phys) -> (B, F)`` maps network-space images to standardised physical features. With

@@ -11,7 +11,8 @@ from magan.fitting.diagnostics import power_band_rings
 from magan.pretraining.feeding import draw_training_batch
 from magan.transforms import ImageTransform
 
-__all__ = ["calibration_batch", "occupancy_counts", "standardised_features", "structure_bands"]
+__all__ = ["calibration_batch", "hit_pairs", "occupancy_counts", "standardised_features",
+           "structure_bands"]
 
 
 def structure_bands(images, conditions=None):
@@ -33,6 +34,30 @@ def structure_bands(images, conditions=None):
     return jnp.log(band + tiny)
 
 
+def _readout_hits(transform: ImageTransform, softness: float, weight_name: str):
+    """``hits(x_net, cond_phys) -> (hard, smooth)``, both (B, H, W, C): 1 where a physical value
+    passes the transform's readout threshold ``t``, else 0; and ``sigmoid((v - t) / (softness
+    t))`` of the values ``v`` before the cut, whose gradient a straight-through estimate uses.
+    Raises a ValueError that names ``weight_name`` for a transform without a readout
+    threshold."""
+    threshold = float(getattr(transform, "threshold", 0.0))
+    if not threshold > 0:
+        raise ValueError(f"The {weight_name.removesuffix('_weight')} score counts values above "
+                         "the image transform's readout threshold, but "
+                         f"{type(transform).__name__} has none: give the study a "
+                         "PowerTransform(threshold=...) (the threshold your simulator applies), "
+                         f"or set PretrainConfig.{weight_name}=0.")
+    width = softness * threshold
+
+    def hits(x_net, cond_phys):
+        hit = (transform.inverse(x_net, cond_phys, xp=jnp) > 0).astype(jnp.float32)
+        before_cut = transform.inverse(x_net, cond_phys, xp=jnp, cut=False)
+        smooth = jax.nn.sigmoid((before_cut.astype(jnp.float32) - threshold) / width)
+        return jax.lax.stop_gradient(hit), smooth
+
+    return hits
+
+
 def occupancy_counts(transform: ImageTransform, softness: float = 0.5):
     """Per-channel occupancy for pre-training's occupancy score: ``f(x_net, cond_phys) -> (B, C)``,
     the number of each image's physical values (per channel, e.g. per calorimeter layer) that
@@ -43,21 +68,37 @@ def occupancy_counts(transform: ImageTransform, softness: float = 0.5):
     straight-through estimate), so E learns to move values across the threshold, which the
     exact count (flat almost everywhere) would not teach it. Needs a transform with a readout
     threshold (:class:`~magan.transforms.PowerTransform` ``threshold > 0``)."""
-    threshold = float(getattr(transform, "threshold", 0.0))
-    if not threshold > 0:
-        raise ValueError(f"The occupancy score counts values above the image transform's readout "
-                         f"threshold, but {type(transform).__name__} has none: give the study a "
-                         "PowerTransform(threshold=...) (the threshold your simulator applies), "
-                         "or set PretrainConfig.occupancy_weight=0.")
-    width = softness * threshold
+    hits = _readout_hits(transform, softness, "occupancy_weight")
 
     def counts(x_net, cond_phys):
-        hit = (transform.inverse(x_net, cond_phys, xp=jnp) > 0).astype(jnp.float32)
-        before_cut = transform.inverse(x_net, cond_phys, xp=jnp, cut=False)
-        smooth = jax.nn.sigmoid((before_cut.astype(jnp.float32) - threshold) / width)
+        hit, smooth = hits(x_net, cond_phys)
         return jnp.sum(smooth + jax.lax.stop_gradient(hit - smooth), axis=(1, 2))
 
     return counts
+
+
+def hit_pairs(transform: ImageTransform, softness: float = 0.5):
+    """Per-channel clustering of hits for pre-training's hit-pairs score: ``f(x_net, cond_phys)
+    -> (B, C)``, the number of pairs of side-by-side pixels (horizontal and vertical neighbours)
+    whose physical values both pass the transform's readout threshold, per channel.
+
+    Independent noise hits rarely touch; hits that come in clumps do, so this count tells a
+    detector's scattered noise hits from blobs of them even where the number of hits is right.
+    The value is exact; the gradient is that of the same count over the smooth indicators of
+    :func:`occupancy_counts` (straight-through), so it reaches every value near the threshold,
+    beside a hit or not. Needs a transform with a readout threshold."""
+    hits = _readout_hits(transform, softness, "hit_pairs_weight")
+
+    def count(h):
+        return (jnp.sum(h[:, 1:] * h[:, :-1], axis=(1, 2))
+                + jnp.sum(h[:, :, 1:] * h[:, :, :-1], axis=(1, 2)))
+
+    def pairs(x_net, cond_phys):
+        hit, smooth = hits(x_net, cond_phys)
+        soft = count(smooth)
+        return soft + jax.lax.stop_gradient(count(hit) - soft)
+
+    return pairs
 
 
 def calibration_batch(simulator, space, transform: ImageTransform, seed: int):

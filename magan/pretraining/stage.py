@@ -36,6 +36,7 @@ from magan.losses import EmulatorGraphs, PairBatch
 from magan.nn.build import build_emulator_nets
 from magan.pretraining.features import (
     calibration_batch,
+    hit_pairs,
     occupancy_counts,
     standardised_features,
     structure_bands,
@@ -217,6 +218,8 @@ def _standardised_scores(cfg: PretrainConfig, features, transform, simulator, sp
     wanted = {"structure": (structure_bands, False)} if cfg.structure_weight > 0 else {}
     if cfg.occupancy_weight > 0:
         wanted["occupancy"] = (occupancy_counts(transform), True)
+    if cfg.hit_pairs_weight > 0:
+        wanted["hit_pairs"] = (hit_pairs(transform), True)
     if not (use_features or wanted):
         return None, {}
     batch = calibration_batch(simulator, space, transform, seed)
@@ -259,6 +262,8 @@ def _checked_inputs(simulator, space, config, transform, features):
                          f"{' and '.join(f'{k}=0' for k in weights)}.")
     if cfg.occupancy_weight > 0:
         occupancy_counts(transform)  # a transform without a readout threshold: a clear error now
+    if cfg.hit_pairs_weight > 0:
+        hit_pairs(transform)
     return cfg, transform
 
 

@@ -107,7 +107,7 @@ def test_structure_bands_are_the_closure_checks_power_bands():
 
 @pytest.mark.parametrize("name", ["pixel_marginal_weight", "pooled_energy_weight",
                                   "siamese_feature_weight", "structure_weight",
-                                  "occupancy_weight"])
+                                  "occupancy_weight", "hit_pairs_weight"])
 def test_spread_weights_are_validated(name):
     assert getattr(PretrainConfig(), name) == 0.0
     with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
@@ -120,11 +120,12 @@ def test_spread_weights_are_validated(name):
                                                  ("siamese_feature_weight",
                                                   "siamese_feature_score"),
                                                  ("structure_weight", "structure_score"),
-                                                 ("occupancy_weight", "occupancy_score")])
+                                                 ("occupancy_weight", "occupancy_score"),
+                                                 ("hit_pairs_weight", "hit_pairs_score")])
 def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
     from magan.losses import EmulatorGraphs, PairBatch, emulator_loss
     from magan.nn.build import build_emulator_nets
-    from magan.pretraining.features import occupancy_counts, structure_bands
+    from magan.pretraining.features import hit_pairs, occupancy_counts, structure_bands
     from magan.pretraining.state import network_sizes
 
     tiny = replace(PretrainConfig(), emulator_width=2, siamese_width=2, siamese_embedding_width=4,
@@ -139,7 +140,8 @@ def test_emulator_loss_adds_the_spread_score_by_its_weight(weight_name, metric):
         return emulator_loss(params_e, ps, EmulatorGraphs(ge, gs), batch, jax.random.key(1), cfg,
                              n_params=2, descriptors={
                                  "structure": lambda x, c: structure_bands(x) / 0.5,
-                                 "occupancy": occupancy_counts(_THRESHOLDED)})
+                                 "occupancy": occupancy_counts(_THRESHOLDED),
+                                 "hit_pairs": hit_pairs(_THRESHOLDED)})
 
     (l0, (m0, _)), (l2, (m2, _)) = loss(0.0), loss(2.0)
     assert metric not in m0 and np.isfinite(float(m2[metric]))
@@ -179,9 +181,32 @@ def test_occupancy_counts_are_exact_with_a_gradient_across_the_threshold(total_c
                                   counts)  # still under the cut: not counted
 
 
-def test_occupancy_score_needs_a_readout_threshold():
-    from magan.pretraining.features import occupancy_counts
+def test_hit_pairs_count_side_by_side_hits_with_a_gradient_that_joins_them():
+    """The hit-pairs descriptor is the exact number of horizontal and vertical neighbour pairs of
+    cells above the readout threshold, per channel; scattered hits count 0, a clump counts its
+    touching pairs; the straight-through gradient reaches a cell just under the cut beside a
+    hit."""
+    from magan.pretraining.features import hit_pairs
+
+    t = _THRESHOLDED
+    images = np.zeros((2, 5, 5, 1), np.float32)
+    images[0, [0, 2, 4], [0, 2, 4], 0] = 1.0  # scattered: no pairs
+    images[1, 1:3, 1:3, 0] = 1.0  # a 2 x 2 clump: 4 pairs
+    images[1, 4, 4, 0] = 1.0  # and a lone hit
+    x = jnp.asarray(t.forward(images))
+    np.testing.assert_array_equal(np.asarray(hit_pairs(t)(x, None)), [[0.0], [4.0]])
+    xs = np.asarray(x).copy()
+    xs[0, 0, 1, 0] = 0.5 * np.sqrt(t.threshold / t.scale)  # under the cut, beside a hit
+    grad = np.asarray(jax.grad(lambda a: hit_pairs(t)(a, None).sum())(jnp.asarray(xs)))
+    assert np.isfinite(grad).all() and grad[0, 0, 1, 0] > 0
+    np.testing.assert_array_equal(np.asarray(hit_pairs(t)(jnp.asarray(xs), None)), [[0.0], [4.0]])
+
+
+@pytest.mark.parametrize("make, weight", [("occupancy_counts", "occupancy_weight"),
+                                          ("hit_pairs", "hit_pairs_weight")])
+def test_threshold_scores_need_a_readout_threshold(make, weight):
+    from magan.pretraining import features
 
     with pytest.raises(ValueError, match="readout threshold.*PowerTransform\\(threshold=.*"
-                                         "occupancy_weight=0"):
-        occupancy_counts(PowerTransform(scale=1.0))
+                                         f"{weight}=0"):
+        getattr(features, make)(PowerTransform(scale=1.0))
