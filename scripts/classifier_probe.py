@@ -20,7 +20,9 @@ view keeps the unit-cube point beside the image, as the suite does):
 A view where the AUC stays near 1 while its floor is near 0.5 holds what gives the emulator away.
 The script first prints single cues, one number at a time: per channel the mean number of
 non-zero pixels per image (a readout threshold's occupancy), how well that count alone separates
-E from T (AUC), and E's mean channel sum over T's; and the summary that separates best alone.
+E from T (AUC), the same for the number of side-by-side pairs of non-zero pixels (whether hits
+come scattered or in clumps, per non-zero pixel), and E's mean channel sum over T's; and the
+summary that separates best alone.
 
     python scripts/classifier_probe.py --emulator runs/calorimeter/emulator --study calorimeter
     python scripts/classifier_probe.py --emulator runs/line/emulator --study line
@@ -80,6 +82,13 @@ def views(net: np.ndarray, summaries: np.ndarray, reference: np.ndarray) -> dict
     }
 
 
+def side_by_side_pairs(hit: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) booleans -> (N, C) the number of horizontal and vertical neighbour pairs that
+    are both set."""
+    return ((hit[:, 1:] & hit[:, :-1]).sum(axis=(1, 2))
+            + (hit[:, :, 1:] & hit[:, :, :-1]).sum(axis=(1, 2)))
+
+
 def single_cues(emu, s, ft: np.ndarray, fe: np.ndarray) -> dict:
     """One number at a time, E against T (physical images): per channel the mean number of
     non-zero pixels per image (T, T', E), the AUC of that count alone (folded to >= 0.5) and the
@@ -87,6 +96,7 @@ def single_cues(emu, s, ft: np.ndarray, fe: np.ndarray) -> dict:
     and E's ``fe``, (N, F) each) its AUC."""
     t1, t2, e = (np.asarray(x) for x in (s.t1, s.t2, s.e))
     counts = {name: (x != 0).sum(axis=(1, 2)) for name, x in (("T", t1), ("T'", t2), ("E", e))}
+    pairs = {name: side_by_side_pairs(x != 0) for name, x in (("T", t1), ("T'", t2), ("E", e))}
 
     def folded(a, b):
         v = auc_score(a, b)
@@ -95,6 +105,11 @@ def single_cues(emu, s, ft: np.ndarray, fe: np.ndarray) -> dict:
     return {"nonzero_per_channel": {k: v.mean(axis=0).round(1).tolist() for k, v in counts.items()},
             "nonzero_auc_per_channel": [folded(counts["T"][:, c], counts["E"][:, c])
                                         for c in range(t1.shape[-1])],
+            "pairs_per_nonzero_per_channel": {
+                k: (v.sum(axis=0) / np.maximum(counts[k].sum(axis=0), 1)).round(3).tolist()
+                for k, v in pairs.items()},
+            "pairs_auc_per_channel": [folded(pairs["T"][:, c], pairs["E"][:, c])
+                                      for c in range(t1.shape[-1])],
             "sum_ratio_per_channel": (e.sum(axis=(0, 1, 2)) / t1.sum(axis=(0, 1, 2))).round(3)
                                      .tolist(),
             "summary_auc": {nm: folded(ft[:, j], fe[:, j])
@@ -105,6 +120,10 @@ def print_cues(cues: dict) -> None:
     for title, rows in (("non-zero pixels per image, by channel", cues["nonzero_per_channel"]),
                         ("E vs T by that count alone (AUC)",
                          {"": cues["nonzero_auc_per_channel"]}),
+                        ("side-by-side non-zero pairs per non-zero pixel, by channel",
+                         cues["pairs_per_nonzero_per_channel"]),
+                        ("E vs T by the pair count alone (AUC)",
+                         {"": cues["pairs_auc_per_channel"]}),
                         ("E / T sum, by channel", {"": cues["sum_ratio_per_channel"]})):
         print(title + ":")
         for name, row in rows.items():
