@@ -215,18 +215,14 @@ def emulator_loss(params_e, params_s, graphs: EmulatorGraphs, batch: PairBatch, 
     if (cfg.energy_weight > 0 or cfg.pixel_marginal_weight > 0 or use_features
             or cfg.pooled_energy_weight > 0 or cfg.siamese_feature_weight > 0 or descriptors):
         fake2 = emulate(graphs.e, params_e, unit, k2, dtype)
-    if cfg.energy_weight > 0:
-        es = energy_score(fake, fake2, x1, x2)
-        metrics["energy_score"] = es
-        loss = loss + cfg.energy_weight * es
-    if cfg.pixel_marginal_weight > 0:
-        ps = marginal_energy_score(fake, fake2, x1, x2)
-        metrics["pixel_marginal_score"] = ps
-        loss = loss + cfg.pixel_marginal_weight * ps
-    if cfg.pooled_energy_weight > 0:
-        pe = pooled_energy_score(fake, fake2, x1, x2)
-        metrics["pooled_energy_score"] = pe
-        loss = loss + cfg.pooled_energy_weight * pe
+    for name, weight, score in (("energy_score", cfg.energy_weight, energy_score),
+                                ("pixel_marginal_score", cfg.pixel_marginal_weight,
+                                 marginal_energy_score),
+                                ("pooled_energy_score", cfg.pooled_energy_weight,
+                                 pooled_energy_score)):
+        if weight > 0:  # scores of the images themselves: whole, per pixel, pooled in blocks
+            metrics[name] = score(fake, fake2, x1, x2)
+            loss = loss + weight * metrics[name]
     if cfg.siamese_feature_weight > 0:
         # S's embeddings, in which it tells (simulation, emulation) pairs from genuine ones, of
         # both emulations against both simulations at each point: what S sees per point
