@@ -42,6 +42,18 @@ TRUTHS = np.array([
 ])
 
 
+def reference_columns(result) -> dict:
+    """The reference fits of a fit with ``bias_reference="around"`` (``reference_at`` and
+    ``reference_means``, (K, 4) each) and their response slopes per parameter, as JSON columns;
+    {} for a fit without them."""
+    if result.reference_means is None or np.ndim(result.reference_at) != 2:
+        return {}
+    slopes, _ = response(result.reference_at, result.reference_means, LINE_SPACE)
+    return {"reference_at": np.asarray(result.reference_at).tolist(),
+            "reference_means": np.asarray(result.reference_means).tolist(),
+            "response_slopes": slopes.tolist()}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--preset", default="default")
@@ -90,11 +102,7 @@ def main():
                      "raw_error_pct": ((r.raw_mean - truth) / width * 100).tolist(),
                      "closure_mean_image_rel": clo["fit"]["mean_image_rel"],
                      "closure_floor": clo["floor"]["mean_image_rel"], "fit_s": fit_s})
-        if r.reference_means is not None and np.ndim(r.reference_at) == 2:
-            slopes, _ = response(r.reference_at, r.reference_means, LINE_SPACE)
-            rows[-1].update(reference_at=r.reference_at.tolist(),
-                            reference_means=r.reference_means.tolist(),
-                            response_slopes=slopes.tolist())
+        rows[-1].update(reference_columns(r))
     print(f"emulator: "
           f"{'loaded ' + args.emulator if args.emulator else f'pre-trained in {pretrain_s:.0f} s'}"
           f"; fit preset {args.preset}, init {fit_cfg.init}")
