@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 import magan
+from magan.pretraining.features import side_by_side_pairs
 from magan.runtime.io import atomic_write_json
 from magan.validation.samples import draw
 from magan.validation.two_sample import auc_score, classifier_two_sample_test
@@ -80,13 +81,6 @@ def views(net: np.ndarray, summaries: np.ndarray, reference: np.ndarray) -> dict
         "faint": np.where((net > 0) & (net < lo), net, 0.0).astype(np.float32),
         "summaries": summaries,
     }
-
-
-def side_by_side_pairs(hit: np.ndarray) -> np.ndarray:
-    """(N, H, W, C) booleans -> (N, C) the number of horizontal and vertical neighbour pairs that
-    are both set."""
-    return ((hit[:, 1:] & hit[:, :-1]).sum(axis=(1, 2))
-            + (hit[:, :, 1:] & hit[:, :, :-1]).sum(axis=(1, 2)))
 
 
 def single_cues(emu, s, ft: np.ndarray, fe: np.ndarray) -> dict:

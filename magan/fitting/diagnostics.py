@@ -372,9 +372,8 @@ def _follows_truth(space, reference_at, reference_means) -> Diagnostic:
     if not assessed.any():
         return Diagnostic(name, "unknown", f"Fewer than {lim.response_min_points} finite "
                           "reference points off the bounds (or no spread among them) in every "
-                          "parameter; "
-                          "whether the fit follows each parameter's truth was not checked.",
-                          numbers)
+                          "parameter; whether the fit follows each parameter's truth was not "
+                          "checked.", numbers)
     if not flagged:
         tail = (f" ({', '.join(skipped)}: too few reference points off the bounds to tell)"
                 if skipped else "")

@@ -11,8 +11,8 @@ from magan.fitting.diagnostics import power_band_rings
 from magan.pretraining.feeding import draw_training_batch
 from magan.transforms import ImageTransform
 
-__all__ = ["calibration_batch", "hit_pairs", "occupancy_counts", "standardised_features",
-           "structure_bands"]
+__all__ = ["THRESHOLD_SCORES", "calibration_batch", "hit_pairs", "occupancy_counts",
+           "side_by_side_pairs", "standardised_features", "structure_bands"]
 
 
 def structure_bands(images, conditions=None):
@@ -77,6 +77,14 @@ def occupancy_counts(transform: ImageTransform, softness: float = 0.5):
     return counts
 
 
+def side_by_side_pairs(hit):
+    """(N, H, W, C) hit indicators (NumPy booleans, or NumPy / JAX numbers in [0, 1]) -> (N, C):
+    per image and channel, the sum over horizontal and vertical neighbour pairs of the product
+    of their indicators (for booleans, the number of neighbour pairs both set)."""
+    return ((hit[:, 1:] * hit[:, :-1]).sum(axis=(1, 2))
+            + (hit[:, :, 1:] * hit[:, :, :-1]).sum(axis=(1, 2)))
+
+
 def hit_pairs(transform: ImageTransform, softness: float = 0.5):
     """Per-channel clustering of hits for pre-training's hit-pairs score: ``f(x_net, cond_phys)
     -> (B, C)``, the number of pairs of side-by-side pixels (horizontal and vertical neighbours)
@@ -89,16 +97,17 @@ def hit_pairs(transform: ImageTransform, softness: float = 0.5):
     beside a hit or not. Needs a transform with a readout threshold."""
     hits = _readout_hits(transform, softness, "hit_pairs_weight")
 
-    def count(h):
-        return (jnp.sum(h[:, 1:] * h[:, :-1], axis=(1, 2))
-                + jnp.sum(h[:, :, 1:] * h[:, :, :-1], axis=(1, 2)))
-
     def pairs(x_net, cond_phys):
         hit, smooth = hits(x_net, cond_phys)
-        soft = count(smooth)
-        return soft + jax.lax.stop_gradient(count(hit) - soft)
+        soft = side_by_side_pairs(smooth)
+        return soft + jax.lax.stop_gradient(side_by_side_pairs(hit) - soft)
 
     return pairs
+
+
+# E's descriptor scores that count values above a readout threshold: {name: maker}, each
+# weighted by PretrainConfig.<name>_weight
+THRESHOLD_SCORES = {"occupancy": occupancy_counts, "hit_pairs": hit_pairs}
 
 
 def calibration_batch(simulator, space, transform: ImageTransform, seed: int):

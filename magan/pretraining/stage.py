@@ -35,9 +35,8 @@ from magan.fitting.diagnostics import training_image_ranges
 from magan.losses import EmulatorGraphs, PairBatch
 from magan.nn.build import build_emulator_nets
 from magan.pretraining.features import (
+    THRESHOLD_SCORES,
     calibration_batch,
-    hit_pairs,
-    occupancy_counts,
     standardised_features,
     structure_bands,
 )
@@ -216,10 +215,9 @@ def _standardised_scores(cfg: PretrainConfig, features, transform, simulator, sp
     use_features = features is not None and (cfg.feature_weight > 0
                                              or cfg.feature_marginal_weight > 0)
     wanted = {"structure": (structure_bands, False)} if cfg.structure_weight > 0 else {}
-    if cfg.occupancy_weight > 0:
-        wanted["occupancy"] = (occupancy_counts(transform), True)
-    if cfg.hit_pairs_weight > 0:
-        wanted["hit_pairs"] = (hit_pairs(transform), True)
+    for name, make in THRESHOLD_SCORES.items():
+        if getattr(cfg, f"{name}_weight") > 0:
+            wanted[name] = (make(transform), True)
     if not (use_features or wanted):
         return None, {}
     batch = calibration_batch(simulator, space, transform, seed)
@@ -260,10 +258,9 @@ def _checked_inputs(simulator, space, config, transform, features):
                          "built-in study's preset wants its own, e.g. "
                          "magan.studies.line.simulator.line_fit_features), or set "
                          f"{' and '.join(f'{k}=0' for k in weights)}.")
-    if cfg.occupancy_weight > 0:
-        occupancy_counts(transform)  # a transform without a readout threshold: a clear error now
-    if cfg.hit_pairs_weight > 0:
-        hit_pairs(transform)
+    for name, make in THRESHOLD_SCORES.items():
+        if getattr(cfg, f"{name}_weight") > 0:
+            make(transform)  # a transform without a readout threshold: a clear error now
     return cfg, transform
 
 
